@@ -89,7 +89,9 @@ func (s *ServicePort) usesLocalEndpoints() bool {
 func (s *ServicePort) usesClusterChain() bool {
 	return len(s.ClusterEndpoints) > 0 && s.usesClusterEndpoints()
 }
-func (s *ServicePort) usesLocalChain() bool { return len(s.LocalEndpoints) > 0 && s.usesLocalEndpoints() }
+func (s *ServicePort) usesLocalChain() bool {
+	return len(s.LocalEndpoints) > 0 && s.usesLocalEndpoints()
+}
 
 func (s *ServicePort) hasInternalEndpoints() bool {
 	if s.InternalPolicyLocal {
@@ -200,7 +202,10 @@ func NewIndex(cfg Config, svcs []*corev1.Service, eps []*discoveryv1.EndpointSli
 		idx.nodePortIPs[a] = true
 	}
 
-	type spnKey struct{ ns, name, port string; proto corev1.Protocol }
+	type spnKey struct {
+		ns, name, port string
+		proto          corev1.Protocol
+	}
 	bySPN := map[spnKey]*ServicePort{}
 	for _, svc := range svcs {
 		for _, sp := range idx.servicePorts(svc) {
