@@ -165,14 +165,16 @@ func RenderAmbientNFTables(w io.Writer, c AmbientConfig) error {
 			{nftPrerouting, knftables.NATType, knftables.PreroutingHook, knftables.DNATPriority},
 			{nftOutput, knftables.NATType, knftables.OutputHook, knftables.DNATPriority},
 		},
-		chains: []string{"istio-prerouting", "istio-output"},
+		chains:             []string{"istio-prerouting", "istio-output"},
+		declareJumpTargets: true,
 	}
 	mangle := &nftTable{name: NFTAmbientMangleTable,
 		baseChains: []nftBaseChain{
 			{nftPrerouting, knftables.FilterType, knftables.PreroutingHook, knftables.ManglePriority},
 			{nftOutput, knftables.RouteType, knftables.OutputHook, knftables.ManglePriority},
 		},
-		chains: []string{"istio-prerouting", "istio-output"},
+		chains:             []string{"istio-prerouting", "istio-output"},
+		declareJumpTargets: true,
 	}
 	v6 := c.EnableIPv6
 	add2 := func(t *nftTable, chain, r4, r6 string) {

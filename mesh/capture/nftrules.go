@@ -28,6 +28,9 @@ type nftTable struct {
 	baseChains []nftBaseChain
 	chains     []string // regular chains in declaration order
 	rules      []nftRule
+	// declareJumpTargets also declares empty chains that a rule jumps to (the ambient agent does; the
+	// sidecar tool declares only chains with rules).
+	declareJumpTargets bool
 }
 
 func (t *nftTable) add(chain, text string) {
@@ -63,8 +66,15 @@ func nftTransaction(tables ...*nftTable) *knftables.Transaction {
 			continue
 		}
 		count := map[string]int{}
+		declared := map[string]bool{}
 		for _, r := range t.rules {
 			count[r.chain]++
+			declared[r.chain] = true
+			if t.declareJumpTargets {
+				if _, target, ok := strings.Cut(r.text, "jump "); ok {
+					declared[strings.Fields(target)[0]] = true
+				}
+			}
 		}
 		tx.Add(&knftables.Table{Name: t.name, Family: knftables.InetFamily})
 		tx.Flush(&knftables.Table{Name: t.name, Family: knftables.InetFamily})
@@ -76,7 +86,7 @@ func nftTransaction(tables ...*nftTable) *knftables.Transaction {
 				Type: knftables.PtrTo(bc.typ), Hook: knftables.PtrTo(bc.hook), Priority: knftables.PtrTo(bc.priority)})
 		}
 		for _, c := range t.chains {
-			if count[c] == 0 {
+			if !declared[c] {
 				continue
 			}
 			tx.Add(&knftables.Chain{Name: c, Table: t.name, Family: knftables.InetFamily})
