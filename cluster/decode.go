@@ -1,0 +1,530 @@
+package cluster
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/yaml"
+)
+
+// sink receives every decoded object with its location. Problems go to diag.
+type sink interface {
+	object(obj runtime.Object, loc Location)
+	custom(u *unstructured.Unstructured, loc Location)
+	diag(d Diagnostic)
+}
+
+// decodeStream reads one source and hands every object to s. It never holds more than one document (or one item of
+// a List) in memory: JSON is read with a token stream, YAML is split into documents and `items:` entries by lines.
+func decodeStream(name string, r io.Reader, s sink) error {
+	br := bufio.NewReaderSize(r, 256<<10)
+	// Skip a UTF-8 BOM and leading whitespace to tell JSON from YAML.
+	if bom, _ := br.Peek(3); bytes.Equal(bom, []byte{0xEF, 0xBB, 0xBF}) {
+		br.Discard(3)
+	}
+	for {
+		c, err := br.Peek(1)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		switch c[0] {
+		case ' ', '\t', '\r', '\n':
+			br.ReadByte()
+			continue
+		case '{', '[':
+			return decodeJSONStream(name, br, s)
+		}
+		return decodeYAMLStream(name, br, s)
+	}
+}
+
+// ---- JSON ----
+
+func decodeJSONStream(name string, r io.Reader, s sink) error {
+	dec := json.NewDecoder(r)
+	dec.UseNumber()
+	doc := 0
+	for {
+		off := dec.InputOffset()
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		doc++
+		loc := Location{File: name, Doc: doc, offset: off + 1}
+		if err != nil {
+			s.diag(jsonSyntaxDiag(loc, err, off))
+			return nil
+		}
+		switch tok {
+		case json.Delim('['):
+			item := 0
+			for dec.More() {
+				item++
+				iloc := Location{File: name, Doc: doc, Item: item, offset: dec.InputOffset() + 1}
+				var raw json.RawMessage
+				if err := dec.Decode(&raw); err != nil {
+					s.diag(jsonSyntaxDiag(iloc, err, dec.InputOffset()))
+					return nil
+				}
+				decodeObject(raw, iloc, nil, s)
+			}
+			if _, err := dec.Token(); err != nil {
+				s.diag(jsonSyntaxDiag(loc, err, dec.InputOffset()))
+				return nil
+			}
+		case json.Delim('{'):
+			if !streamJSONObject(dec, loc, s) {
+				return nil
+			}
+		default:
+			s.diag(Diagnostic{Severity: SeverityError, Location: loc,
+				Message: fmt.Sprintf("expected a JSON object or array, found %v; the rest of the file was not loaded", tok)})
+			return nil
+		}
+	}
+}
+
+func jsonSyntaxDiag(loc Location, err error, off int64) Diagnostic {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		loc.offset = se.Offset
+	} else if off > 0 {
+		loc.offset = off
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = errors.New("unexpected end of input")
+	}
+	return Diagnostic{Severity: SeverityError, Location: loc,
+		Message: fmt.Sprintf("invalid JSON: %v; the rest of this file was not loaded", err)}
+}
+
+type rawField struct {
+	key string
+	val json.RawMessage
+}
+
+// streamJSONObject reads one top-level object whose '{' was consumed. A top-level "items" array (a List) is streamed
+// item by item; any other object is reassembled and decoded whole. It returns false when the stream is broken.
+func streamJSONObject(dec *json.Decoder, loc Location, s sink) bool {
+	var fields []rawField
+	isList := false
+	var pending []pendingItem // items without kind, decoded once the list's kind is known
+	for dec.More() {
+		kt, err := dec.Token()
+		if err != nil {
+			s.diag(jsonSyntaxDiag(loc, err, dec.InputOffset()))
+			return false
+		}
+		key, _ := kt.(string)
+		if key == "items" {
+			t, err := dec.Token()
+			if err != nil {
+				s.diag(jsonSyntaxDiag(loc, err, dec.InputOffset()))
+				return false
+			}
+			if t == nil { // "items": null
+				isList = true
+				continue
+			}
+			if t != json.Delim('[') {
+				s.diag(Diagnostic{Severity: SeverityError, Location: loc, Field: "items",
+					Message: "items is not an array; the rest of the file was not loaded"})
+				return false
+			}
+			isList = true
+			item := 0
+			for dec.More() {
+				item++
+				iloc := loc
+				iloc.Item = item
+				iloc.offset = dec.InputOffset() + 1
+				var raw json.RawMessage
+				if err := dec.Decode(&raw); err != nil {
+					s.diag(jsonSyntaxDiag(iloc, err, dec.InputOffset()))
+					return false
+				}
+				if !hasKind(raw) {
+					pending = append(pending, pendingItem{raw: raw, loc: iloc})
+					continue
+				}
+				decodeObject(raw, iloc, nil, s)
+			}
+			if _, err := dec.Token(); err != nil {
+				s.diag(jsonSyntaxDiag(loc, err, dec.InputOffset()))
+				return false
+			}
+			continue
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			s.diag(jsonSyntaxDiag(loc, err, dec.InputOffset()))
+			return false
+		}
+		fields = append(fields, rawField{key, raw})
+	}
+	if _, err := dec.Token(); err != nil { // '}'
+		s.diag(jsonSyntaxDiag(loc, err, dec.InputOffset()))
+		return false
+	}
+	if isList {
+		var tm metav1.TypeMeta
+		for _, f := range fields {
+			switch f.key {
+			case "kind":
+				json.Unmarshal(f.val, &tm.Kind)
+			case "apiVersion":
+				json.Unmarshal(f.val, &tm.APIVersion)
+			}
+		}
+		decodePending(pending, tm, s)
+		return true
+	}
+	var buf bytes.Buffer
+	buf.WriteByte('{')
+	for i, f := range fields {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		k, _ := json.Marshal(f.key)
+		buf.Write(k)
+		buf.WriteByte(':')
+		buf.Write(f.val)
+	}
+	buf.WriteByte('}')
+	decodeObject(buf.Bytes(), loc, nil, s)
+	return true
+}
+
+type pendingItem struct {
+	raw []byte
+	loc Location
+}
+
+// decodePending decodes List items that carry no kind (as the API server returns them in a typed PodList, say),
+// taking the kind from the list's own kind.
+func decodePending(items []pendingItem, list metav1.TypeMeta, s sink) {
+	if len(items) == 0 {
+		return
+	}
+	kind := strings.TrimSuffix(list.Kind, "List")
+	if kind == "" || kind == list.Kind {
+		for _, it := range items {
+			s.diag(Diagnostic{Severity: SeverityError, Location: it.loc, Field: "kind",
+				Message: fmt.Sprintf("list item has no kind and the list (kind %q) does not say which it holds; skipped", list.Kind)})
+		}
+		return
+	}
+	gv, _ := schema.ParseGroupVersion(list.APIVersion)
+	def := gv.WithKind(kind)
+	for _, it := range items {
+		decodeObject(it.raw, it.loc, &def, s)
+	}
+}
+
+// hasKind reports whether a JSON object has a non-empty "kind" key at its top level, without decoding it all.
+func hasKind(raw []byte) bool {
+	var tm struct {
+		Kind string `json:"kind"`
+	}
+	// TypeMeta-only unmarshal still scans the whole item, but items are small and this only runs inside Lists.
+	if json.Unmarshal(raw, &tm) != nil {
+		return true // let the real decoder report the problem
+	}
+	return tm.Kind != ""
+}
+
+// ---- YAML ----
+
+var yamlLineRE = regexp.MustCompile(`line (\d+)`)
+
+// decodeYAMLStream splits a YAML stream into documents at `---` lines. Inside a document, a top-level `items:` block
+// (what `kubectl get -o yaml` prints) is split further into its entries so that a huge List is never held whole and
+// every item keeps its own line number.
+func decodeYAMLStream(name string, r *bufio.Reader, s sink) error {
+	y := yamlSplitter{name: name, s: s, doc: 1}
+	line := 0
+	for {
+		b, err := r.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			// A very long line: collect it whole.
+			long := append([]byte(nil), b...)
+			for err == bufio.ErrBufferFull {
+				b, err = r.ReadSlice('\n')
+				long = append(long, b...)
+			}
+			b = long
+		}
+		if len(b) > 0 {
+			line++
+			y.line(b, line)
+		}
+		if err == io.EOF {
+			y.flushDoc()
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+type yamlSplitter struct {
+	name string
+	s    sink
+	doc  int
+
+	shell     bytes.Buffer // the document outside its items block
+	shellLine int          // first line of the document
+	inItems   bool
+	itemsSeen bool
+	indent    int // column of the "- " that starts each item; -1 until the first item
+	item      bytes.Buffer
+	itemLine  int
+	nItems    int
+	pending   []pendingItem
+}
+
+func isDocSep(b []byte) bool {
+	if !bytes.HasPrefix(b, []byte("---")) {
+		return false
+	}
+	rest := b[3:]
+	return len(rest) == 0 || rest[0] == ' ' || rest[0] == '\t' || rest[0] == '\n' || rest[0] == '\r'
+}
+
+func blankOrComment(b []byte) bool {
+	t := bytes.TrimSpace(b)
+	return len(t) == 0 || t[0] == '#'
+}
+
+func leadingSpaces(b []byte) int {
+	n := 0
+	for n < len(b) && b[n] == ' ' {
+		n++
+	}
+	return n
+}
+
+func (y *yamlSplitter) line(b []byte, n int) {
+	if isDocSep(b) {
+		y.flushDoc()
+		y.doc++
+		return
+	}
+	if bytes.Equal(bytes.TrimRight(b, " \t\r\n"), []byte("...")) {
+		return // document end marker
+	}
+	if y.inItems {
+		if blankOrComment(b) {
+			if y.item.Len() > 0 {
+				y.item.WriteString("\n")
+			}
+			return
+		}
+		sp := leadingSpaces(b)
+		if y.indent < 0 && (bytes.HasPrefix(b[sp:], []byte("- ")) || isDash(b[sp:])) {
+			y.indent = sp
+		}
+		switch {
+		case y.indent >= 0 && sp == y.indent && (bytes.HasPrefix(b[sp:], []byte("- ")) || isDash(b[sp:])):
+			y.flushItem()
+			y.itemLine = n
+			if len(b) > sp+2 {
+				y.item.Write(b[sp+2:])
+			} else {
+				y.item.WriteString("\n")
+			}
+			return
+		case y.indent >= 0 && sp >= y.indent+2:
+			y.item.Write(b[y.indent+2:])
+			return
+		case sp == 0:
+			y.flushItem()
+			y.inItems = false
+		default:
+			// Unexpected indentation inside items: give up splitting; keep it as part of the item so the YAML
+			// parser reports the real problem with a line number.
+			y.item.Write(b)
+			return
+		}
+	}
+	if y.shell.Len() == 0 && blankOrComment(b) {
+		return
+	}
+	if y.shell.Len() == 0 {
+		y.shellLine = n
+	}
+	if t := bytes.TrimRight(b, " \t\r\n"); bytes.Equal(t, []byte("items:")) && !y.itemsSeen {
+		y.inItems, y.itemsSeen, y.indent = true, true, -1
+		// Keep a placeholder so the shell still parses as a mapping with an (empty) items key.
+		y.shell.WriteString("items: []\n")
+		return
+	}
+	y.shell.Write(b)
+}
+
+func isDash(b []byte) bool {
+	t := bytes.TrimRight(b, " \t\r\n")
+	return len(t) == 1 && t[0] == '-'
+}
+
+func (y *yamlSplitter) flushItem() {
+	if y.itemLine == 0 {
+		return
+	}
+	y.nItems++
+	loc := Location{File: y.name, Line: y.itemLine, Doc: y.doc, Item: y.nItems}
+	data := y.item.Bytes()
+	y.itemLine = 0
+	defer y.item.Reset()
+	j, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		y.s.diag(yamlDiag(loc, err))
+		return
+	}
+	if !hasKind(j) {
+		y.pending = append(y.pending, pendingItem{raw: j, loc: loc})
+		return
+	}
+	decodeObject(j, loc, nil, y.s)
+}
+
+func (y *yamlSplitter) flushDoc() {
+	y.flushItem()
+	defer func() {
+		y.shell.Reset()
+		y.inItems, y.itemsSeen, y.nItems, y.pending = false, false, 0, nil
+	}()
+	if y.shell.Len() == 0 {
+		return
+	}
+	loc := Location{File: y.name, Line: y.shellLine, Doc: y.doc}
+	j, err := yaml.YAMLToJSON(y.shell.Bytes())
+	if err != nil {
+		y.s.diag(yamlDiag(loc, err))
+		return
+	}
+	if bytes.Equal(bytes.TrimSpace(j), []byte("null")) {
+		return
+	}
+	if y.itemsSeen {
+		var tm metav1.TypeMeta
+		json.Unmarshal(j, &tm)
+		decodePending(y.pending, tm, y.s)
+		return
+	}
+	decodeObject(j, loc, nil, y.s)
+}
+
+// yamlDiag rewrites the parser's document-relative line into a file line.
+func yamlDiag(loc Location, err error) Diagnostic {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "error converting YAML to JSON: ")
+	if m := yamlLineRE.FindStringSubmatchIndex(msg); m != nil && loc.Line > 0 {
+		rel, _ := strconv.Atoi(msg[m[2]:m[3]])
+		loc.Line += rel - 1
+		msg = msg[:m[0]] + msg[m[1]:]
+		msg = strings.Replace(msg, "yaml: : ", "yaml: ", 1)
+	}
+	return Diagnostic{Severity: SeverityError, Location: loc, Message: "invalid YAML: " + msg + "; this document was skipped"}
+}
+
+// ---- objects ----
+
+// decodeObject turns one JSON object into a typed object (scheme kinds), an unstructured custom resource (unknown
+// kinds), or a diagnostic. Nested Lists are expanded.
+func decodeObject(data []byte, loc Location, defaults *schema.GroupVersionKind, s sink) {
+	obj, _, err := codecs.UniversalDeserializer().Decode(data, defaults, nil)
+	if err != nil {
+		switch {
+		case runtime.IsNotRegisteredError(err):
+			u := &unstructured.Unstructured{}
+			if uerr := u.UnmarshalJSON(data); uerr != nil {
+				s.diag(Diagnostic{Severity: SeverityError, Location: loc, Message: "cannot decode object: " + uerr.Error()})
+				return
+			}
+			if u.IsList() {
+				u.EachListItem(func(o runtime.Object) error {
+					b, _ := json.Marshal(o)
+					decodeObject(b, loc, nil, s)
+					return nil
+				})
+				return
+			}
+			s.custom(u, loc)
+		case runtime.IsMissingKind(err):
+			s.diag(Diagnostic{Severity: SeverityError, Location: loc, Field: "kind", Message: "object has no kind; skipped"})
+		case runtime.IsMissingVersion(err):
+			s.diag(Diagnostic{Severity: SeverityError, Location: loc, Field: "apiVersion", Message: "object has no apiVersion; skipped"})
+		default:
+			s.diag(Diagnostic{Severity: SeverityError, Location: loc, Object: objectHint(data),
+				Message: "cannot decode: " + trimDecodeErr(err) + "; skipped"})
+		}
+		return
+	}
+	if l, ok := obj.(*corev1.List); ok {
+		for i, it := range l.Items {
+			iloc := loc
+			iloc.Item = i + 1
+			decodeObject(it.Raw, iloc, nil, s)
+		}
+		return
+	}
+	if meta.IsListType(obj) {
+		items, err := meta.ExtractList(obj)
+		if err != nil {
+			s.diag(Diagnostic{Severity: SeverityError, Location: loc, Message: "cannot read list items: " + err.Error()})
+			return
+		}
+		for i, it := range items {
+			iloc := loc
+			iloc.Item = i + 1
+			s.object(it, iloc)
+		}
+		return
+	}
+	s.object(obj, loc)
+}
+
+func trimDecodeErr(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, "json: "); i >= 0 {
+		msg = msg[i+len("json: "):]
+	}
+	return msg
+}
+
+// objectHint names an object that failed to decode, as well as its raw form allows.
+func objectHint(data []byte) string {
+	var o struct {
+		Kind     string `json:"kind"`
+		Metadata struct {
+			Name      string `json:"name"`
+			Namespace string `json:"namespace"`
+		} `json:"metadata"`
+	}
+	if json.Unmarshal(data, &o) != nil {
+		return ""
+	}
+	if o.Metadata.Namespace != "" {
+		return o.Kind + " " + o.Metadata.Namespace + "/" + o.Metadata.Name
+	}
+	return strings.TrimSpace(o.Kind + " " + o.Metadata.Name)
+}
