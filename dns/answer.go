@@ -30,7 +30,9 @@ type Answer struct {
 func (a Answer) NXDomain() bool { return a.Known && a.Rcode == "NXDOMAIN" }
 
 // HasAnswer reports whether the reply carries at least one answer RR (what a stub resolver counts as success).
-func (a Answer) HasAnswer() bool { return a.Msg != nil && a.Msg.Rcode == miekg.RcodeSuccess && len(a.Msg.Answer) > 0 }
+func (a Answer) HasAnswer() bool {
+	return a.Msg != nil && a.Msg.Rcode == miekg.RcodeSuccess && len(a.Msg.Answer) > 0
+}
 
 func finishAnswer(a Answer) Answer {
 	if a.Msg != nil {

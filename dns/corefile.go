@@ -42,7 +42,9 @@ type CorefileError struct {
 	Msg  string
 }
 
-func (e *CorefileError) Error() string { return fmt.Sprintf("Corefile:%d - Error during parsing: %s", e.Line, e.Msg) }
+func (e *CorefileError) Error() string {
+	return fmt.Sprintf("Corefile:%d - Error during parsing: %s", e.Line, e.Msg)
+}
 
 type token struct {
 	text    string

@@ -845,7 +845,7 @@ func srvRecords(qname string, recs []record) (answer, extra []miekg.RR) {
 	}
 	type key struct {
 		name, addr string
-		port int
+		port       int
 	}
 	dup := map[key]bool{}
 	for _, r := range recs {
