@@ -188,6 +188,14 @@ func IstioInitArgs(pod *corev1.Pod, ns *corev1.Namespace, d IstioDefaults) ([]st
 	if err := validateIstioAnnotations(anno); err != nil {
 		return nil, ev, err
 	}
+	// A user-supplied istio-init container in the pod overrides the template's fields (strategic merge).
+	for _, c := range pod.Spec.InitContainers {
+		if (c.Name == "istio-init" || c.Name == "istio-validation") && len(c.Args) > 0 {
+			ev = append(ev, Evidence{Setting: "args", Value: strings.Join(c.Args, " "), Source: SourceContainer,
+				Key: "initContainers[" + c.Name + "].args", Why: "the pod's own init container args override the injector template"})
+			return append([]string{}, c.Args...), ev, nil
+		}
+	}
 	mode := d.InterceptionMode
 	if pc, ok := anno[AnnoIstioProxyConfig]; ok {
 		var p istioProxyConfigAnno
@@ -246,21 +254,14 @@ func IstioInitArgs(pod *corev1.Pod, ns *corev1.Namespace, d IstioDefaults) ([]st
 	return args, ev, nil
 }
 
-// istioProxyUID decides -u: the istio-proxy container's own runAsUser override wins (the injector must
-// honour it), then TPROXY forces 1337, then OpenShift's namespace uid range (last uid), then 1337.
+// istioProxyUID decides -u. On OpenShift the proxy runs with the namespace's uid range (last uid), except
+// in TPROXY mode (1337). Elsewhere the istio-proxy container's own runAsUser override wins (the
+// injector must honour it, even with TPROXY), then TPROXY/default 1337.
 func istioProxyUID(pod *corev1.Pod, ns *corev1.Namespace, d IstioDefaults, tproxy bool) (string, Evidence) {
-	for _, cs := range [][]corev1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
-		for _, c := range cs {
-			if c.Name == "istio-proxy" && c.SecurityContext != nil && c.SecurityContext.RunAsUser != nil {
-				u := strconv.FormatInt(*c.SecurityContext.RunAsUser, 10)
-				return u, Evidence{Setting: "-u", Value: u, Source: SourceContainer, Key: "istio-proxy securityContext.runAsUser"}
-			}
-		}
-	}
-	if tproxy {
-		return IstioProxyUID, Evidence{Setting: "-u", Value: IstioProxyUID, Source: SourceDefault, Why: "TPROXY mode always uses 1337"}
-	}
 	if d.OpenShift {
+		if tproxy {
+			return IstioProxyUID, Evidence{Setting: "-u", Value: IstioProxyUID, Source: SourceDefault, Why: "TPROXY mode uses 1337"}
+		}
 		if ns == nil {
 			return IstioProxyUID, Evidence{Setting: "-u", Value: IstioProxyUID, Source: SourceUnknown, Warning: true,
 				Why: "OpenShift takes the proxy uid from the namespace's uid range, but the namespace is not known; assumed 1337"}
@@ -274,6 +275,19 @@ func istioProxyUID(pod *corev1.Pod, ns *corev1.Namespace, d IstioDefaults, tprox
 				return u, Evidence{Setting: "-u", Value: u, Source: SourceNamespaceAnnotation, Key: AnnoOpenShiftUIDRange, Why: "last uid of the namespace's range"}
 			}
 		}
+		return IstioProxyUID, Evidence{Setting: "-u", Value: IstioProxyUID, Source: SourceUnknown, Warning: true,
+			Why: "OpenShift namespace has no usable " + AnnoOpenShiftUIDRange + "; assumed 1337"}
+	}
+	for _, cs := range [][]corev1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
+		for _, c := range cs {
+			if c.Name == "istio-proxy" && c.SecurityContext != nil && c.SecurityContext.RunAsUser != nil {
+				u := strconv.FormatInt(*c.SecurityContext.RunAsUser, 10)
+				return u, Evidence{Setting: "-u", Value: u, Source: SourceContainer, Key: "istio-proxy securityContext.runAsUser"}
+			}
+		}
+	}
+	if tproxy {
+		return IstioProxyUID, Evidence{Setting: "-u", Value: IstioProxyUID, Source: SourceDefault, Why: "TPROXY mode uses 1337"}
 	}
 	return IstioProxyUID, Evidence{Setting: "-u", Value: IstioProxyUID, Source: SourceDefault}
 }
