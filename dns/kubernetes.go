@@ -213,12 +213,12 @@ type lookup struct {
 
 func (k *Kubernetes) ttl() uint32 { return k.Opts.TTL }
 
-// namespaceExposed: listed in `namespaces` (or no list) and the namespace exists.
+// namespaceConfigured: listed in `namespaces`, or no list.
+func (k *Kubernetes) namespaceConfigured(ns string) bool { return k.nsFilter == nil || k.nsFilter[ns] }
+
+// namespaceExposed: configured and the namespace exists.
 func (k *Kubernetes) namespaceExposed(ns string) bool {
-	if k.nsFilter != nil && !k.nsFilter[ns] {
-		return false
-	}
-	return k.Cluster.NamespaceExists(ns)
+	return k.namespaceConfigured(ns) && k.Cluster.NamespaceExists(ns)
 }
 
 func (k *Kubernetes) nsWhy(ns string) string {
