@@ -674,6 +674,31 @@ func (p *ruleParser) nat() (Expr, error) {
 		n.Text = p.text(start)
 		return n, nil
 	}
+	if p.peek() == "to" && p.peekAt(1) == "numgen" { // nft list form: dnat ip to numgen random mod N map { 0 : a . p }
+		p.next()
+		keys, err := p.selectors()
+		if err != nil {
+			return nil, err
+		}
+		if p.next() != "map" {
+			return nil, perr("%s to numgen needs a map", n.Kind)
+		}
+		at := "ipv4_addr"
+		if ipv == 6 {
+			at = "ipv6_addr"
+		}
+		save := p.i
+		els, err := p.anonElems(keys, []string{at, "inet_service"})
+		if err != nil {
+			p.i = save
+			if els, err = p.anonElems(keys, []string{at}); err != nil {
+				return nil, err
+			}
+		}
+		n.MapKeys, n.MapElems = keys, els
+		n.Text = p.text(start)
+		return n, nil
+	}
 	if p.peek() == "to" {
 		p.next()
 		target := p.next()
