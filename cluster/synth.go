@@ -45,7 +45,11 @@ func (b *builder) markSynth(kind string, m metav1.Object, from string, fields ..
 	}
 	a[SynthesizedAnnotation] = strings.Join(fields, ",")
 	m.SetAnnotations(a)
-	b.synthIndex[refOf(kind, m)] = from
+	r := refOf(kind, m)
+	if prev, ok := b.synthIndex[r]; ok && prev != from && !strings.Contains(prev, from) {
+		from = prev + "; " + from
+	}
+	b.synthIndex[r] = from
 }
 
 func hash64(parts ...string) uint64 {

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# kpath's full test suite, runnable on a fresh Debian machine: installs the system tools the kernel tests need
+# (when root and they are missing), fetches Go modules, then runs go vet and every test.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+need=()
+for tool in nft:nftables iptables-restore:iptables ip:iproute2 conntrack:conntrack tcpdump:tcpdump; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test.sh: installing ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq || true
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "test.sh: missing ${need[*]} (not root or no apt-get): kernel tests will skip" >&2
+  fi
+fi
+
+export GOTOOLCHAIN=local
+go mod download
+go vet ./...
+go test -count=1 -timeout 60m ./...
