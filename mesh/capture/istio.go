@@ -463,9 +463,27 @@ func (c IstioConfig) Validate() []Evidence {
 				Why: "not a CIDR; istio-iptables skips it for bug compatibility"})
 		}
 	}
+	for _, g := range append(splitList(c.OwnerGroupsInclude), splitList(c.OwnerGroupsExclude)...) {
+		if g != "*" && !isNumeric(g) {
+			out = append(out, Evidence{Setting: "OwnerGroups", Value: g, Source: SourceUnknown, Warning: true,
+				Why: "group names are resolved against the istio-init image's /etc/group when the rules load; loading fails if it is missing"})
+		}
+	}
 	if c.RedirectDNS && !c.CaptureAllDNS && len(c.DNSServersV4) == 0 && len(c.DNSServersV6) == 0 {
 		out = append(out, Evidence{Setting: "RedirectDNS", Value: "true", Source: SourceUnknown, Warning: true,
 			Why: "DNS capture is on but no DNS server is known (the tool reads them from the pod's resolv.conf); no DNS rules rendered"})
 	}
 	return out
+}
+
+func isNumeric(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }
