@@ -976,6 +976,11 @@ func (w *walker) match(b *branch, m *Match) (bool, string) {
 		return c >= 0, ""
 	default:
 		for _, e := range m.Elems {
+			for _, v := range e {
+				if v.Kind == ValStr && (m.Keys[0].Field == FieldSkUID || m.Keys[0].Field == FieldSkGID) {
+					return false, "owner " + v.S + " is a name; resolving it needs the node's /etc/passwd or /etc/group"
+				}
+			}
 			if m.Flags {
 				if t[0].I&e[0].I != 0 {
 					member = true

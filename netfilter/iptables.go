@@ -96,6 +96,9 @@ type iptParser struct {
 
 func isIPTablesCommand(s string) bool {
 	w := strings.Fields(s)[0]
+	if w == "-t" || w == "--table" { // iptables argv without the binary name
+		return true
+	}
 	switch w {
 	case "iptables", "ip6tables", "iptables-nft", "ip6tables-nft", "iptables-legacy", "ip6tables-legacy",
 		"iptables-save", "ip6tables-save", "iptables-restore", "ip6tables-restore", "<iptables>", "<ip6tables>":
@@ -183,6 +186,9 @@ func (p *iptParser) block(lines []iptLine) {
 // command handles "iptables [-w] [-t table] -A …" lines.
 func (p *iptParser) command(ln int, s string) {
 	args := tokenizeShell(s)
+	if args[0] == "-t" || args[0] == "--table" {
+		args = append([]string{"iptables"}, args...)
+	}
 	switch args[0] {
 	case "iptables-save", "ip6tables-save", "iptables-restore", "ip6tables-restore":
 		return // command names recorded by tools that shell out (istio goldens); nothing to load
@@ -289,7 +295,48 @@ func (p *iptParser) ruleLine(t *Table, ln int, text string, args []string) {
 			c.Policy = strings.ToLower(args[2])
 		}
 		return
-	case "-X", "--delete-chain", "-F", "--flush", "-Z", "--zero":
+	case "-F", "--flush":
+		if len(args) > 1 {
+			if c := t.Chains[args[1]]; c != nil {
+				c.Rules = nil
+			}
+		} else {
+			for _, c := range t.Order {
+				c.Rules = nil
+			}
+		}
+		p.rs.final = false
+		return
+	case "-X", "--delete-chain":
+		for _, name := range args[1:] {
+			if c := t.Chains[name]; c != nil && !c.Base {
+				delete(t.Chains, name)
+				for i, o := range t.Order {
+					if o == c {
+						t.Order = append(t.Order[:i:i], t.Order[i+1:]...)
+						break
+					}
+				}
+			}
+		}
+		p.rs.final = false
+		return
+	case "-D", "--delete":
+		if len(args) > 1 {
+			if c := t.Chains[args[1]]; c != nil {
+				spec := strings.Join(args[2:], " ")
+				for i, r := range c.Rules {
+					if r.spec == spec {
+						c.Rules = append(c.Rules[:i:i], c.Rules[i+1:]...)
+						p.rs.final = false
+						return
+					}
+				}
+			}
+		}
+		p.rs.problem(ln, where, text, "-D names a rule that is not there")
+		return
+	case "-Z", "--zero":
 		return
 	case "-A", "--append", "-I", "--insert":
 	default:
@@ -311,7 +358,7 @@ func (p *iptParser) ruleLine(t *Table, ln int, text string, args []string) {
 			rest = rest[1:]
 		}
 	}
-	r := &Rule{Chain: c, Line: ln, Text: text}
+	r := &Rule{Chain: c, Line: ln, Text: text, spec: strings.Join(rest, " ")}
 	r.Exprs, r.Comment = compileIPTables(rest, c)
 	if u := r.Unknown(); u != "" {
 		p.rs.problem(ln, t.Name+" "+c.Name, text, "%s", u)
@@ -629,9 +676,9 @@ func compileModule(module string, opts []iptOpt, proto uint8) ([]Expr, string, e
 			if o.name == "gid-owner" {
 				f = FieldSkGID
 			}
-			v, err := parseIntRange(strings.Replace(arg, "-", "-", 1), map[string]uint64{"root": 0})
+			v, err := parseLit(Selector{Field: f}, arg)
 			if err != nil {
-				return out, comment, fmt.Errorf("owner %q must be numeric", arg)
+				return out, comment, fmt.Errorf("owner %q is not understood", arg)
 			}
 			out = append(out, iptMatch(Selector{Field: f}, o.neg, []Val{v}, text))
 		case "socket-exists":

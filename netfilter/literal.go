@@ -151,7 +151,12 @@ func parseLit(sel Selector, s string) (Val, error) {
 	case FieldMark, FieldCtMark, FieldNumgen:
 		return parseIntRange(s, nil)
 	case FieldSkUID, FieldSkGID:
-		return parseIntRange(s, map[string]uint64{"root": 0})
+		v, err := parseIntRange(s, map[string]uint64{"root": 0})
+		if err != nil && isName(s) {
+			// a user/group name: resolving it needs the node's /etc/passwd or /etc/group; the walk reports it
+			return Val{Kind: ValStr, S: s}, nil
+		}
+		return v, err
 	case FieldCtState:
 		return parseIntRange(s, ctStateBits)
 	case FieldCtStatus:
@@ -228,4 +233,16 @@ func selectorType(s Selector) string {
 		return "nf_proto"
 	}
 	return ""
+}
+
+func isName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }

@@ -116,6 +116,7 @@ type Rule struct {
 	Text    string
 	Comment string
 	Exprs   []Expr
+	spec    string // iptables: the rule's arguments after the chain name, for -D
 }
 
 // Unknown returns the reason the rule is not fully understood, or "".

@@ -581,8 +581,13 @@ func (d *nftDoc) command(verb string, line int) {
 		}
 		ts := d.restOfStatement()
 		if posKind == "index" {
-			d.rs.problem(line, chainWhere(c), joinToks(ts), "rule index positions are not applied; rule appended")
-			posKind = ""
+			// index N: insert before (insert) or after (add) the rule currently at position N
+			at := int(pos)
+			if verb != "insert" {
+				at++
+			}
+			d.addRuleAt(c, ts, line, at)
+			return
 		}
 		d.addRule(c, ts, line, verb == "insert", pos)
 	default:
@@ -624,6 +629,26 @@ func (d *nftDoc) addRule(c *Chain, ts []tok, line int, insert bool, pos uint64) 
 				}
 			}
 		}
+	}
+	d.insertRule(c, r, at)
+}
+
+func (d *nftDoc) addRuleAt(c *Chain, ts []tok, line int, at int) {
+	n := len(c.Rules)
+	d.addRule(c, ts, line, false, 0)
+	if len(c.Rules) == n+1 && at < n {
+		r := c.Rules[n]
+		c.Rules = c.Rules[:n]
+		d.insertRule(c, r, at)
+	}
+}
+
+func (d *nftDoc) insertRule(c *Chain, r *Rule, at int) {
+	if at < 0 {
+		at = 0
+	}
+	if at > len(c.Rules) {
+		at = len(c.Rules)
 	}
 	c.Rules = append(c.Rules, nil)
 	copy(c.Rules[at+1:], c.Rules[at:])
