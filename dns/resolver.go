@@ -183,6 +183,11 @@ func Resolve(rc ResolvConf, lib Libc, name string, family Family, ask Asker) Res
 		}
 		outcome, addrs := judge(lib, replies)
 		if conditional {
+			// Past an unknown reply the walk is hypothetical: list the names that would follow a failure, up
+			// to the first that would end the walk.
+			if outcome == "answered" || (strings.HasPrefix(outcome, "stop-") && !(lib == Glibc && outcome == "stop-failed")) {
+				break
+			}
 			continue
 		}
 		switch outcome {
