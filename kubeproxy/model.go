@@ -291,15 +291,23 @@ func NewIndex(cfg Config, svcs []*corev1.Service, eps []*discoveryv1.EndpointSli
 		}
 	}
 
-	slices.SortFunc(idx.Ports, func(a, b *ServicePort) int { return strings.Compare(a.spn+"/"+a.proto, b.spn+"/"+b.proto) })
+	slices.SortFunc(idx.Ports, func(a, b *ServicePort) int {
+		if c := strings.Compare(a.spn, b.spn); c != 0 {
+			return c
+		}
+		return strings.Compare(a.proto, b.proto)
+	})
 	for _, sp := range idx.Ports {
 		set := epSets[spnKey{sp.Namespace, sp.Name, sp.PortName, sp.Protocol}]
-		for _, ep := range set {
-			e := *ep // endpoints are per service port (chain names differ)
+		sp.AllEndpoints = make([]*Endpoint, 0, len(set))
+		for _, e := range set { // each Endpoint object belongs to exactly one service port
 			e.svcPortNS = sp.spn
-			e.nftBase = nftEndpointBase(sp.Namespace, sp.Name, sp.proto, sp.PortName, e.Addr.String(), strconv.Itoa(e.Port))
-			e.iptSEP = iptEndpointChain(sp.spn, sp.proto, e.str)
-			sp.AllEndpoints = append(sp.AllEndpoints, &e)
+			if cfg.Mode == ModeNFTables {
+				e.nftBase = nftEndpointBase(sp.Namespace, sp.Name, sp.proto, sp.PortName, e.Addr.String(), strconv.Itoa(e.Port))
+			} else {
+				e.iptSEP = iptEndpointChain(sp.spn, sp.proto, e.str)
+			}
+			sp.AllEndpoints = append(sp.AllEndpoints, e)
 		}
 		slices.SortFunc(sp.AllEndpoints, func(a, b *Endpoint) int { return strings.Compare(a.str, b.str) })
 		idx.totalEps += len(sp.AllEndpoints)
@@ -431,8 +439,11 @@ func (idx *Index) servicePorts(svc *corev1.Service) []*ServicePort {
 		if p.Name != "" {
 			sp.spn = ref + ":" + p.Name
 		}
-		sp.nftBase = nftServiceBase(svc.Namespace, svc.Name, sp.proto, p.Name)
-		sp.iptHash = iptPortProtoHash(sp.spn, sp.proto)
+		if cfg.Mode == ModeNFTables {
+			sp.nftBase = nftServiceBase(svc.Namespace, svc.Name, sp.proto, p.Name)
+		} else {
+			sp.iptHash = iptPortProtoHash(sp.spn, sp.proto)
+		}
 		out = append(out, sp)
 	}
 	return out
