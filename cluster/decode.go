@@ -57,10 +57,17 @@ func decodeStream(name string, r io.Reader, s sink) error {
 // ---- JSON ----
 
 func decodeJSONStream(name string, r io.Reader, s sink) error {
-	dec := json.NewDecoder(r)
+	cr := &lineCounter{r: r}
+	dec := json.NewDecoder(cr)
 	dec.UseNumber()
 	doc := 0
 	for {
+		if yamlFollows(dec, cr) {
+			// JSON followed by a `---` line: the file is a YAML stream whose first documents are JSON (valid YAML).
+			// Hand the rest to the YAML splitter, keeping line numbers.
+			rest := io.MultiReader(dec.Buffered(), cr.r)
+			return decodeYAMLFrom(name, bufio.NewReaderSize(rest, 256<<10), s, doc, cr.linesConsumed(dec))
+		}
 		off := dec.InputOffset()
 		tok, err := dec.Token()
 		if err == io.EOF {
@@ -258,8 +265,13 @@ var yamlLineRE = regexp.MustCompile(`line (\d+)`)
 // (what `kubectl get -o yaml` prints) is split further into its entries so that a huge List is never held whole and
 // every item keeps its own line number.
 func decodeYAMLStream(name string, r *bufio.Reader, s sink) error {
-	y := yamlSplitter{name: name, s: s, doc: 1}
-	line := 0
+	return decodeYAMLFrom(name, r, s, 1, 0)
+}
+
+// decodeYAMLFrom splits YAML starting in document doc after line lines of the file.
+func decodeYAMLFrom(name string, r *bufio.Reader, s sink, doc, lines int) error {
+	y := yamlSplitter{name: name, s: s, doc: doc}
+	line := lines
 	for {
 		b, err := r.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
@@ -469,6 +481,10 @@ func decodeObject(data []byte, loc Location, defaults *schema.GroupVersionKind, 
 				return
 			}
 			s.custom(u, loc)
+		case runtime.IsMissingKind(err) && !hasAPIVersion(data):
+			// Neither apiVersion nor kind: not a Kubernetes object at all (a tool's output lying next to the
+			// manifests, a values file). Worth saying, not an error in the manifests.
+			s.diag(Diagnostic{Severity: SeverityWarning, Location: loc, Message: notK8sMessage})
 		case runtime.IsMissingKind(err):
 			s.diag(Diagnostic{Severity: SeverityError, Location: loc, Field: "kind", Message: "object has no kind; skipped"})
 		case runtime.IsMissingVersion(err):
@@ -527,4 +543,43 @@ func objectHint(data []byte) string {
 		return o.Kind + " " + o.Metadata.Namespace + "/" + o.Metadata.Name
 	}
 	return strings.TrimSpace(o.Kind + " " + o.Metadata.Name)
+}
+
+const notK8sMessage = "not a Kubernetes object (no apiVersion or kind); skipped"
+
+func hasAPIVersion(data []byte) bool {
+	var tm struct {
+		APIVersion string `json:"apiVersion"`
+	}
+	json.Unmarshal(data, &tm)
+	return tm.APIVersion != ""
+}
+
+// lineCounter counts the newlines read through it.
+type lineCounter struct {
+	r     io.Reader
+	lines int
+}
+
+func (c *lineCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.lines += bytes.Count(p[:n], []byte{'\n'})
+	return n, err
+}
+
+// linesConsumed is the number of complete lines the decoder has consumed.
+func (c *lineCounter) linesConsumed(dec *json.Decoder) int {
+	buf, _ := io.ReadAll(dec.Buffered())
+	return c.lines - bytes.Count(buf, []byte{'\n'})
+}
+
+// yamlFollows reports whether the next non-blank input after a complete JSON value starts a YAML `---` line.
+func yamlFollows(dec *json.Decoder, cr *lineCounter) bool {
+	if !dec.More() {
+		return false
+	}
+	// dec.More peeked the next non-space byte into the decoder's buffer.
+	buf, _ := io.ReadAll(dec.Buffered())
+	t := bytes.TrimLeft(buf, " \t\r\n")
+	return len(t) > 0 && t[0] == '-' // a top-level Kubernetes JSON value never starts with a dash
 }

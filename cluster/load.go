@@ -67,6 +67,10 @@ func Load(sources []Source, opts Options) (*Snapshot, error) {
 		if len(sources) > 0 {
 			what = "no Kubernetes objects found in " + strings.Join(b.snap.Sources, ", ")
 		}
+		if b.firstError >= 0 {
+			return nil, &LoadError{Msg: "no object could be loaded from " + strings.Join(b.snap.Sources, ", ") +
+				"; every document had an error (listed above)", Diagnostics: b.snap.Diagnostics}
+		}
 		return nil, &LoadError{Msg: what + " (give manifests with -f FILE|DIR|-, or try --demo)",
 			Diagnostics: b.snap.Diagnostics, Empty: true}
 	}
@@ -100,6 +104,7 @@ type builder struct {
 	jobs         map[string]*batchv1.Job
 	cronJobs     map[string]*batchv1.CronJob
 
+	notK8s     int            // items in the current run of non-Kubernetes objects
 	synthIndex map[Ref]string // synthesized object → what it came from
 	podsByNS   map[string][]*corev1.Pod
 }
@@ -120,6 +125,19 @@ func newBuilder(opts Options) *builder {
 }
 
 func (b *builder) diag(d Diagnostic) {
+	if d.Message == notK8sMessage {
+		// One line per document, not per item: a JSON array of 10,000 non-objects is one finding.
+		if n := len(b.snap.Diagnostics); n > 0 {
+			last := &b.snap.Diagnostics[n-1]
+			if last.Location.File == d.Location.File && last.Location.Doc == d.Location.Doc &&
+				(last.Message == notK8sMessage || strings.Contains(last.Message, "are not Kubernetes objects")) {
+				b.notK8s++
+				last.Message = fmt.Sprintf("%d items are not Kubernetes objects (no apiVersion or kind); skipped", b.notK8s)
+				return
+			}
+		}
+		b.notK8s = 1
+	}
 	if d.Severity == SeverityError && b.firstError < 0 {
 		b.firstError = len(b.snap.Diagnostics)
 	}
