@@ -482,7 +482,20 @@ func (w *walker) rule(b *branch, r *Rule) {
 // verdict applies v for rule r (already matched) and records the hit.
 func (w *walker) verdict(b *branch, r *Rule, v Verdict, note string) {
 	f := &b.stack[len(b.stack)-1]
-	b.hits = append(b.hits, w.hit(b, f.ch, r, v.String(), note))
+	shown := v.String()
+	if v.Kind == "reject" {
+		// the kernel sends the ICMP error / TCP reset and reports NF_DROP, which is what nft monitor trace prints
+		shown = "drop"
+		with := v.With
+		if with == "" {
+			with = "icmp port-unreachable"
+		}
+		if note != "" {
+			note += "; "
+		}
+		note += "reject: sends " + with + ", then drops"
+	}
+	b.hits = append(b.hits, w.hit(b, f.ch, r, shown, note))
 	switch v.Kind {
 	case "accept":
 		w.acceptBase(b)

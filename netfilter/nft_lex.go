@@ -88,7 +88,7 @@ func joinToks(ts []tok) string {
 		if t.nl || t.handle != 0 {
 			continue
 		}
-		if i > 0 && b.Len() > 0 {
+		if i > 0 && b.Len() > 0 && !(t.s == "," && !t.quoted) {
 			b.WriteByte(' ')
 		}
 		if t.quoted {
