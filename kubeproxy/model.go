@@ -302,16 +302,20 @@ func NewIndex(cfg Config, svcs []*corev1.Service, eps []*discoveryv1.EndpointSli
 		sp.AllEndpoints = make([]*Endpoint, 0, len(set))
 		for _, e := range set { // each Endpoint object belongs to exactly one service port
 			e.svcPortNS = sp.spn
-			if cfg.Mode == ModeNFTables {
-				e.nftBase = nftEndpointBase(sp.Namespace, sp.Name, sp.proto, sp.PortName, e.Addr.String(), strconv.Itoa(e.Port))
-			} else {
-				e.iptSEP = iptEndpointChain(sp.spn, sp.proto, e.str)
-			}
 			sp.AllEndpoints = append(sp.AllEndpoints, e)
 		}
 		slices.SortFunc(sp.AllEndpoints, func(a, b *Endpoint) int { return strings.Compare(a.str, b.str) })
 		idx.totalEps += len(sp.AllEndpoints)
 		categorize(sp, cfg.NodeName, cfg.Zone)
+		// Per-endpoint chain names are hashes; compute them only where a chain exists
+		// (iptables: every reachable endpoint; nftables: only with ClientIP affinity).
+		for _, e := range sp.Reachable {
+			if cfg.Mode == ModeIPTables {
+				e.iptSEP = iptEndpointChain(sp.spn, sp.proto, e.str)
+			} else if sp.SessionAffinity {
+				e.nftBase = nftEndpointBase(sp.Namespace, sp.Name, sp.proto, sp.PortName, e.Addr.String(), strconv.Itoa(e.Port))
+			}
+		}
 		idx.indexPort(sp)
 	}
 	return idx, nil

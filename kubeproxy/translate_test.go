@@ -13,7 +13,7 @@ import (
 func testSvc(name string, mut func(*corev1.Service)) *corev1.Service {
 	s := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name},
-		Spec: corev1.ServiceSpec{ClusterIP: "172.30.0.10", Ports: []corev1.ServicePort{{Name: "p80", Protocol: corev1.ProtocolTCP, Port: 80}}},
+		Spec:       corev1.ServiceSpec{ClusterIP: "172.30.0.10", Ports: []corev1.ServicePort{{Name: "p80", Protocol: corev1.ProtocolTCP, Port: 80}}},
 	}
 	if mut != nil {
 		mut(s)
