@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -13,8 +14,6 @@ type Answer struct {
 	Msg *miekg.Msg `json:"-"`
 	// Rcode is the reply code name (NOERROR, NXDOMAIN, SERVFAIL, REFUSED) or "unknown".
 	Rcode string `json:"rcode"`
-	// Records are the answer-section RRs in presentation format.
-	Records []string `json:"records,omitempty"`
 	// Known is false when the reply depends on something not modelled (an upstream resolver): then Msg may hold the
 	// part CoreDNS itself decides (e.g. the CNAME of an ExternalName Service) and Why says what is missing.
 	Known bool `json:"known"`
@@ -34,14 +33,32 @@ func (a Answer) HasAnswer() bool {
 	return a.Msg != nil && a.Msg.Rcode == miekg.RcodeSuccess && len(a.Msg.Answer) > 0
 }
 
+// Records renders the answer section in presentation format (tabs replaced by spaces).
+func (a Answer) Records() []string {
+	if a.Msg == nil {
+		return nil
+	}
+	out := make([]string, 0, len(a.Msg.Answer))
+	for _, rr := range a.Msg.Answer {
+		out = append(out, rrString(rr))
+	}
+	return out
+}
+
+// MarshalJSON adds the rendered records to the JSON form; they are computed only when asked for, since the
+// resolver walk creates many answers that are never printed.
+func (a Answer) MarshalJSON() ([]byte, error) {
+	type plain Answer
+	return json.Marshal(struct {
+		plain
+		Records []string `json:"records,omitempty"`
+	}{plain(a), a.Records()})
+}
+
 func finishAnswer(a Answer) Answer {
 	if a.Msg != nil {
 		if a.Rcode == "" {
 			a.Rcode = rcodeName(a.Msg.Rcode)
-		}
-		a.Records = a.Records[:0]
-		for _, rr := range a.Msg.Answer {
-			a.Records = append(a.Records, rrString(rr))
 		}
 	}
 	if a.Rcode == "" {
@@ -57,8 +74,8 @@ func rcodeName(rc int) string {
 	return fmt.Sprintf("RCODE%d", rc)
 }
 
-// rrString renders an RR with single spaces instead of tabs.
-func rrString(rr miekg.RR) string { return strings.Join(strings.Fields(rr.String()), " ") }
+// rrString renders an RR with spaces instead of tabs.
+func rrString(rr miekg.RR) string { return strings.ReplaceAll(rr.String(), "\t", " ") }
 
 func typeName(t uint16) string {
 	if s, ok := miekg.TypeToString[t]; ok {

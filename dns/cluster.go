@@ -33,8 +33,8 @@ type Cluster interface {
 // MapCluster is a small map-backed Cluster, for tests and for callers that hold plain objects. Namespaces exist when
 // a Namespace object was added or, because manifests often omit Namespace objects, when any object lives in them.
 type MapCluster struct {
-	services    map[string]*corev1.Service
-	slices      map[string][]*discoveryv1.EndpointSlice
+	services    map[nsName]*corev1.Service
+	slices      map[nsName][]*discoveryv1.EndpointSlice
 	namespaces  map[string]bool
 	podsByIP    map[netip.Addr][]*corev1.Pod
 	svcByIP     map[netip.Addr]*corev1.Service
@@ -42,12 +42,14 @@ type MapCluster struct {
 	explicitNSs map[string]bool
 }
 
+type nsName struct{ ns, name string }
+
 // NewMapCluster indexes objs (*corev1.Service, *discoveryv1.EndpointSlice, *corev1.Pod, *corev1.Namespace; other
 // types are ignored).
 func NewMapCluster(objs ...any) *MapCluster {
 	c := &MapCluster{
-		services:    map[string]*corev1.Service{},
-		slices:      map[string][]*discoveryv1.EndpointSlice{},
+		services:    map[nsName]*corev1.Service{},
+		slices:      map[nsName][]*discoveryv1.EndpointSlice{},
 		namespaces:  map[string]bool{},
 		podsByIP:    map[netip.Addr][]*corev1.Pod{},
 		svcByIP:     map[netip.Addr]*corev1.Service{},
@@ -68,7 +70,7 @@ func (c *MapCluster) Add(o any) {
 		c.explicitNSs[v.Name] = true
 	case *corev1.Service:
 		c.namespaces[v.Namespace] = true
-		c.services[v.Namespace+"/"+v.Name] = v
+		c.services[nsName{v.Namespace, v.Name}] = v
 		for _, s := range append([]string{v.Spec.ClusterIP}, v.Spec.ClusterIPs...) {
 			if a, err := netip.ParseAddr(s); err == nil {
 				if _, dup := c.svcByIP[a]; !dup {
@@ -80,7 +82,7 @@ func (c *MapCluster) Add(o any) {
 		c.namespaces[v.Namespace] = true
 		svc := v.Labels[discoveryv1.LabelServiceName]
 		if svc != "" {
-			c.slices[v.Namespace+"/"+svc] = append(c.slices[v.Namespace+"/"+svc], v)
+			c.slices[nsName{v.Namespace, svc}] = append(c.slices[nsName{v.Namespace, svc}], v)
 		}
 		seen := map[netip.Addr]bool{}
 		for _, ep := range v.Endpoints {
@@ -106,11 +108,11 @@ func (c *MapCluster) Add(o any) {
 }
 
 // Service implements Cluster.
-func (c *MapCluster) Service(ns, name string) *corev1.Service { return c.services[ns+"/"+name] }
+func (c *MapCluster) Service(ns, name string) *corev1.Service { return c.services[nsName{ns, name}] }
 
 // EndpointSlices implements Cluster.
 func (c *MapCluster) EndpointSlices(ns, svc string) []*discoveryv1.EndpointSlice {
-	return c.slices[ns+"/"+svc]
+	return c.slices[nsName{ns, svc}]
 }
 
 // NamespaceExists implements Cluster.

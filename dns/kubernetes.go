@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	miekg "github.com/miekg/dns"
@@ -91,6 +92,7 @@ type Kubernetes struct {
 	nsFilter map[string]bool
 	labelSel labels.Selector
 	primary  string
+	soaNames sync.Map // zone → [ns.dns.zone, hostmaster.zone]
 }
 
 // NewKubernetes validates opts and returns a plugin model.
@@ -787,7 +789,7 @@ func (k *Kubernetes) addressRecords(name, qname, zone, zl string, qtype uint16, 
 				continue
 			}
 			lt := strings.ToLower(target)
-			if miekg.IsSubDomain(zl, lt) {
+			if inZone(zl, lt) {
 				next, tc, p, nl := k.addressRecords(lt, target, target[len(target)-len(zl):], zl, qtype, append(prev, cname))
 				if !nl.nameErr && len(next) > 0 {
 					recs = append(recs, cname)
@@ -968,7 +970,12 @@ func (k *Kubernetes) soa(zone string) *miekg.SOA {
 	if ttl > 300 {
 		ttl = 300
 	}
-	return &miekg.SOA{Hdr: hdr(zone, miekg.TypeSOA, ttl), Ns: "ns.dns." + zone, Mbox: "hostmaster." + zone,
+	names, ok := k.soaNames.Load(zone)
+	if !ok {
+		names, _ = k.soaNames.LoadOrStore(zone, [2]string{"ns.dns." + zone, "hostmaster." + zone})
+	}
+	n := names.([2]string)
+	return &miekg.SOA{Hdr: hdr(zone, miekg.TypeSOA, ttl), Ns: n[0], Mbox: n[1],
 		Serial: k.Serial, Refresh: 7200, Retry: 1800, Expire: 86400, Minttl: k.ttl()}
 }
 
@@ -1011,9 +1018,18 @@ func dedupRRs(rrs []miekg.RR) []miekg.RR {
 func matchZone(zones []string, name string) string {
 	best := ""
 	for _, z := range zones {
-		if miekg.IsSubDomain(z, name) && len(z) > len(best) {
+		if inZone(z, name) && len(z) > len(best) {
 			best = z
 		}
 	}
 	return best
+}
+
+// inZone reports whether name is zone or below it; both are lower-case FQDNs. (miekg.IsSubDomain does the same
+// case-insensitively but allocates; this runs on every query.)
+func inZone(zone, name string) bool {
+	if zone == "." || zone == name {
+		return true
+	}
+	return len(name) > len(zone) && name[len(name)-len(zone)-1] == '.' && name[len(name)-len(zone):] == zone
 }

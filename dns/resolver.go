@@ -163,6 +163,7 @@ func Resolve(rc ResolvConf, lib Libc, name string, family Family, ask Asker) Res
 	}
 	parallel := len(types) > 1 && (lib == Musl || s.SingleRequest == "")
 
+	res.Queries = make([]Query, 0, len(cands)*len(types))
 	conditional, skipSearch := false, false
 	var stop string
 	for i, c := range cands {

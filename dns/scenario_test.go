@@ -71,7 +71,7 @@ func renderResolution(r Resolution) string {
 			cond += " (sent after the A reply: single-request)"
 		}
 		fmt.Fprintf(&b, "  %d. %-5s %s → %s%s\n", q.Step, q.Type, q.Name, q.Answer.Rcode, cond)
-		for _, rec := range q.Answer.Records {
+		for _, rec := range q.Answer.Records() {
 			fmt.Fprintf(&b, "       %s\n", rec)
 		}
 		fmt.Fprintf(&b, "       why: %s\n", q.Answer.Why)
@@ -166,8 +166,8 @@ func TestServerAnswers(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			a := srv.Answer(miekg.Question{Name: tc.qname, Qtype: tc.qtype, Qclass: miekg.ClassINET})
-			if a.Rcode != tc.rcode || a.Known != tc.known || !sameSet(a.Records, tc.records) || !strings.Contains(a.Why, tc.why) {
-				t.Errorf("got %s known=%v %q why %q; want %s known=%v %q why containing %q", a.Rcode, a.Known, a.Records, a.Why, tc.rcode, tc.known, tc.records, tc.why)
+			if a.Rcode != tc.rcode || a.Known != tc.known || !sameSet(a.Records(), tc.records) || !strings.Contains(a.Why, tc.why) {
+				t.Errorf("got %s known=%v %q why %q; want %s known=%v %q why containing %q", a.Rcode, a.Known, a.Records(), a.Why, tc.rcode, tc.known, tc.records, tc.why)
 			}
 		})
 	}

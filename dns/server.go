@@ -117,12 +117,15 @@ func (s *Server) block(name string) *serverBlock {
 // both the trace and the lab's DNS server call.
 func (s *Server) Answer(q miekg.Question) Answer {
 	name := strings.ToLower(miekg.Fqdn(q.Name))
-	req := new(miekg.Msg)
-	req.SetQuestion(miekg.Fqdn(q.Name), q.Qtype)
+	req := func() *miekg.Msg {
+		r := new(miekg.Msg)
+		r.SetQuestion(miekg.Fqdn(q.Name), q.Qtype)
+		return r
+	}
 	b := s.block(name)
 	if b == nil {
 		m := new(miekg.Msg)
-		m.SetRcode(req, miekg.RcodeRefused)
+		m.SetRcode(req(), miekg.RcodeRefused)
 		return finishAnswer(Answer{Msg: m, Known: true, Why: fmt.Sprintf("no server block for %s on port %s → REFUSED", name, s.port)})
 	}
 	var notes []string
@@ -153,7 +156,7 @@ func (s *Server) Answer(q miekg.Question) Answer {
 			a = finishAnswer(Answer{Known: false, Plugin: "forward", Upstream: up, Why: "forwarded to " + up + " (not modelled: answer unknown)"})
 		default:
 			m := new(miekg.Msg)
-			m.SetRcode(req, miekg.RcodeServerFailure)
+			m.SetRcode(req(), miekg.RcodeServerFailure)
 			a = finishAnswer(Answer{Msg: m, Known: true, Why: fmt.Sprintf("no plugin in server block %s handles %s → SERVFAIL", strings.Join(b.Keys, " "), name)})
 		}
 	}
