@@ -284,3 +284,19 @@ func TestAnswerAllocations(t *testing.T) {
 		t.Errorf("Server.Answer allocates %.0f times per query, want ≤ 25", n)
 	}
 }
+
+func TestForwardWithUpstreamStandIn(t *testing.T) {
+	cf, err := ParseCorefile(".:53 {\n forward . 8.8.8.8\n}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr, _ := miekg.NewRR("example.com. 60 IN A 93.184.216.34")
+	srv, err := NewServer(cf, NewMapCluster(), ServerOptions{Upstream: stubUpstream{answer: []miekg.RR{rr}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := srv.Answer(miekg.Question{Name: "example.com.", Qtype: miekg.TypeA, Qclass: miekg.ClassINET})
+	if !a.Known || a.Plugin != "forward" || len(a.Records()) != 1 {
+		t.Errorf("a forwarded name with an upstream stand-in is answered by it: got %+v", a)
+	}
+}

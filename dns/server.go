@@ -30,8 +30,9 @@ type ServerOptions struct {
 
 // Server models a CoreDNS instance: its Corefile server blocks and the plugins the model knows.
 type Server struct {
-	blocks []serverBlock
-	port   string
+	blocks   []serverBlock
+	port     string
+	upstream Upstream
 }
 
 type serverBlock struct {
@@ -44,7 +45,7 @@ type serverBlock struct {
 
 // NewServer builds a server model from a Corefile. Plugin-setup errors carry their Corefile line.
 func NewServer(cf *Corefile, c Cluster, opt ServerOptions) (*Server, error) {
-	s := &Server{port: opt.Port}
+	s := &Server{port: opt.Port, upstream: opt.Upstream}
 	if s.port == "" {
 		s.port = "53"
 	}
@@ -146,8 +147,8 @@ func (s *Server) Answer(q miekg.Question) Answer {
 		switch {
 		case b.forward != nil && b.forward.Handles(name):
 			up := strings.Join(b.forward.To, " ")
-			if b.k8s != nil && b.k8s.Upstream != nil {
-				m, err := b.k8s.Upstream.Lookup(miekg.Fqdn(q.Name), q.Qtype)
+			if s.upstream != nil {
+				m, err := s.upstream.Lookup(miekg.Fqdn(q.Name), q.Qtype)
 				if err == nil && m != nil {
 					a = finishAnswer(Answer{Msg: m, Known: true, Plugin: "forward", Upstream: up, Why: "forwarded to " + up + " (answered by the configured upstream stand-in)"})
 					break
