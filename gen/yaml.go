@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -81,10 +80,14 @@ func (e *yamlEncoder) empty(closer byte) bool {
 	return false
 }
 
+const spaces = "                                                                "
+
 func (e *yamlEncoder) indent(n int) {
-	for range n {
-		e.out = append(e.out, ' ')
+	for n > len(spaces) {
+		e.out = append(e.out, spaces...)
+		n -= len(spaces)
 	}
+	e.out = append(e.out, spaces[:n]...)
 }
 
 func (e *yamlEncoder) topLevel() error {
@@ -245,29 +248,40 @@ func (e *yamlEncoder) scalar(blockIndent int) error {
 // stringToken returns the raw JSON string at pos, quotes included.
 func (e *yamlEncoder) stringToken() ([]byte, error) {
 	start := e.pos
-	e.pos++
-	for e.pos < len(e.in) {
-		switch e.in[e.pos] {
-		case '\\':
-			e.pos += 2
-			continue
-		case '"':
-			e.pos++
-			return e.in[start:e.pos], nil
+	j := e.pos + 1
+	for {
+		k := bytes.IndexByte(e.in[j:], '"')
+		if k < 0 {
+			e.pos = len(e.in)
+			return nil, e.errorf("unterminated string")
 		}
-		e.pos++
+		j += k
+		bs := 0 // backslashes right before the quote: an odd number escapes it
+		for b := j - 1; b > start && e.in[b] == '\\'; b-- {
+			bs++
+		}
+		j++
+		if bs%2 == 0 {
+			e.pos = j
+			return e.in[start:j], nil
+		}
 	}
-	return nil, e.errorf("unterminated string")
 }
 
 // writeString writes a JSON string token as a YAML scalar: plain when that reads back as the
 // same string, a literal block for multi-line text (blockIndent ≥ 0), else double-quoted.
 func (e *yamlEncoder) writeString(raw []byte, blockIndent int) error {
 	body := raw[1 : len(raw)-1]
+	if bytes.IndexByte(body, '\\') < 0 { // the common case: no escapes, no allocation
+		if plainSafe(body) {
+			e.out = append(e.out, body...)
+		} else {
+			e.quoted(string(body))
+		}
+		return nil
+	}
 	var str string
-	if bytes.IndexByte(body, '\\') < 0 {
-		str = string(body)
-	} else if err := json.Unmarshal(raw, &str); err != nil {
+	if err := json.Unmarshal(raw, &str); err != nil {
 		return e.errorf("bad string: %v", err)
 	}
 	switch {
@@ -345,52 +359,119 @@ func blockSafe(s string) bool {
 	return true
 }
 
-// yamlWords are plain scalars that YAML 1.1 (yaml.v2, kubectl) or 1.2 read as non-strings.
+// yamlWords are plain scalars that YAML 1.1 (yaml.v2, kubectl) or 1.2 read as non-strings,
+// in lower case; none is longer than maxYAMLWord.
 var yamlWords = map[string]bool{
 	"true": true, "false": true, "yes": true, "no": true, "y": true, "n": true, "on": true, "off": true,
 	"null": true, "~": true, "<<": true, "=": true, ".inf": true, "-.inf": true, "+.inf": true, ".nan": true,
 }
 
+const maxYAMLWord = 5
+
 // plainSafe reports whether s can be written unquoted and read back as the same string by
-// YAML 1.1 and 1.2 readers. It errs on the side of quoting.
-func plainSafe(s string) bool {
-	if s == "" || s[0] == ' ' || s[len(s)-1] == ' ' || s[len(s)-1] == ':' {
+// YAML 1.1 and 1.2 readers. It errs on the side of quoting, and does not allocate.
+func plainSafe[T string | []byte](s T) bool {
+	n := len(s)
+	if n == 0 || s[0] == ' ' || s[n-1] == ' ' || s[n-1] == ':' {
 		return false
 	}
 	switch s[0] {
 	case '!', '&', '*', '|', '>', '\'', '"', '%', '@', '`', '#', ',', '[', ']', '{', '}':
 		return false
 	case '-', '?', ':':
-		if len(s) == 1 || s[1] == ' ' {
+		if n == 1 || s[1] == ' ' {
 			return false
 		}
 	}
-	for i := 0; i < len(s); i++ {
+	if n >= 3 && (s[0] == '-' || s[0] == '.') && s[1] == s[0] && s[2] == s[0] {
+		return false // "---" and "..." are document markers
+	}
+	for i := 0; i < n; i++ {
 		c := s[i]
 		if c < 0x20 || c >= 0x7f {
 			return false
 		}
-		if (c == ':' && i+1 < len(s) && s[i+1] == ' ') || (c == '#' && s[i-1] == ' ') {
+		if (c == ':' && i+1 < n && s[i+1] == ' ') || (c == '#' && s[i-1] == ' ') {
 			return false
 		}
 	}
-	if yamlWords[strings.ToLower(s)] {
+	if n <= maxYAMLWord {
+		var lower [maxYAMLWord]byte
+		for i := 0; i < n; i++ {
+			c := s[i]
+			if c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			lower[i] = c
+		}
+		if yamlWords[string(lower[:n])] {
+			return false
+		}
+	}
+	return !numberLike(s)
+}
+
+// numberLike reports whether a YAML reader could resolve s as an int (decimal, 0x, 0o, 0b,
+// leading-zero octal, with _ separators), a float (1.5, .5, 1e3), a sexagesimal number (1:20)
+// or a timestamp (2026-10-01…).
+func numberLike[T string | []byte](s T) bool {
+	n := len(s)
+	i := 0
+	if s[0] == '+' || s[0] == '-' {
+		i++
+	}
+	if i == n {
 		return false
 	}
-	// Numbers in any base or notation, sexagesimal (1:20) and timestamps (2026-10-01…).
-	c := s[0]
-	if (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.' {
-		t := strings.ReplaceAll(s, "_", "")
-		if _, err := strconv.ParseFloat(t, 64); err == nil {
-			return false
+	isDigit := func(c byte) bool { return c >= '0' && c <= '9' }
+	if !isDigit(s[i]) && s[i] != '.' {
+		return false
+	}
+	// Timestamps: four digits and a dash.
+	if n >= 8 && isDigit(s[0]) && isDigit(s[1]) && isDigit(s[2]) && isDigit(s[3]) && s[4] == '-' {
+		return true
+	}
+	// 0x…, 0o…, 0b…
+	if i+1 < n && s[i] == '0' && (s[i+1] == 'x' || s[i+1] == 'X' || s[i+1] == 'o' || s[i+1] == 'O' || s[i+1] == 'b' || s[i+1] == 'B') {
+		for j := i + 2; j < n; j++ {
+			c := s[j]
+			if !isDigit(c) && c != '_' && !(c >= 'a' && c <= 'f') && !(c >= 'A' && c <= 'F') {
+				return false
+			}
 		}
-		if _, err := strconv.ParseInt(t, 0, 64); err == nil {
-			return false
+		return i+2 < n
+	}
+	// Decimal ints, floats and sexagesimals: digits, '_', at most one '.', an exponent, or ':' groups.
+	digits, dots, colon := 0, 0, false
+	j := i
+	for ; j < n; j++ {
+		c := s[j]
+		switch {
+		case isDigit(c):
+			digits++
+		case c == '_':
+		case c == '.':
+			dots++
+		case c == ':':
+			colon = true
+		default:
+			goto exponent
 		}
-		if strings.Trim(s, "0123456789:.+-_") == "" && strings.Contains(s, ":") {
-			return false
-		}
-		if len(s) >= 8 && strings.Trim(s[:4], "0123456789") == "" && s[4] == '-' {
+	}
+	return digits > 0 && (dots <= 1 || colon)
+exponent:
+	if digits == 0 || dots > 1 || colon || (s[j] != 'e' && s[j] != 'E') {
+		return false
+	}
+	j++
+	if j < n && (s[j] == '+' || s[j] == '-') {
+		j++
+	}
+	if j == n {
+		return false
+	}
+	for ; j < n; j++ {
+		if !isDigit(s[j]) {
 			return false
 		}
 	}

@@ -41,7 +41,7 @@ func TestJSONToYAMLKeepsEveryStringAString(t *testing.T) {
 		"1.2.3", "25%", "100m", "64Gi", "-conf", "--config=/var/lib/x", "-", "- x", "?", "? x", ":", ":x", "a: b", "a:b", "a:",
 		"#x", "a #b", "a#b", "*ref", "&anchor", "!tag", "|", ">", "'q'", `"q"`, "%x", "@x", "`x`", ",x", "[x]", "{x}", "x]", "x}",
 		"a\nb", "a\nb\n", "a\n\n", "\na", " a\nb", "line1\n  indented\n", "tab\there", "a\r\nb", "é", "\u2028", "<b>&amp;</b>",
-		"{\"VNI\":1}", "$(NODE_NAME)", "None", "/dev/termination-log",
+		"{\"VNI\":1}", "$(NODE_NAME)", "None", "/dev/termination-log", "---", "--- x", "...", "-- x", "2e4545", "1e+3", "0xzz", "1:2:3",
 	}
 	for _, s := range tricky {
 		t.Run("the string "+strconvQuote(s)+" survives as a map value, a key and a list item", func(t *testing.T) {
