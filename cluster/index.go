@@ -118,6 +118,7 @@ type index struct {
 	nsLabels   *labelIndex            // ids index into Snapshot.Namespaces
 	nodeLabels *labelIndex            // ids index into Snapshot.Nodes
 	owners     map[string]Ref         // pod key → top-level controller (Deployment, StatefulSet, ...)
+	slicesByIP map[netip.Addr][]*discoveryv1.EndpointSlice
 	svcsByNS   map[string][]*corev1.Service
 }
 
@@ -139,6 +140,7 @@ func (s *Snapshot) buildIndex() {
 		nodeLabels: newLabelIndex(),
 		owners:     make(map[string]Ref, len(s.Pods)),
 		svcsByNS:   map[string][]*corev1.Service{},
+		slicesByIP: make(map[netip.Addr][]*discoveryv1.EndpointSlice, len(s.Pods)),
 	}
 	addIP := func(v string, o IPOwner) {
 		if ip, err := netip.ParseAddr(v); err == nil {
@@ -267,6 +269,15 @@ func (s *Snapshot) buildIndex() {
 			k := key(sl.Namespace, n)
 			x.slicesBy[k] = append(x.slicesBy[k], sl)
 		}
+		for _, ep := range sl.Endpoints {
+			for _, a := range ep.Addresses {
+				if ip, err := netip.ParseAddr(a); err == nil {
+					if l := x.slicesByIP[ip]; len(l) == 0 || l[len(l)-1] != sl {
+						x.slicesByIP[ip] = append(l, sl)
+					}
+				}
+			}
+		}
 	}
 	s.idx = x
 }
@@ -330,6 +341,12 @@ func (s *Snapshot) ServiceByIP(ip netip.Addr) *corev1.Service {
 		}
 	}
 	return nil
+}
+
+// SlicesByAddress returns the EndpointSlices that have an endpoint with address ip (reverse DNS, "which Services
+// front this pod").
+func (s *Snapshot) SlicesByAddress(ip netip.Addr) []*discoveryv1.EndpointSlice {
+	return s.idx.slicesByIP[ip.Unmap()]
 }
 
 // NodeByIP returns the node with that InternalIP/ExternalIP, or nil.

@@ -334,7 +334,20 @@ func replicasOf(r *int32) int {
 	if r == nil {
 		return 1
 	}
-	return int(*r)
+	return max(0, int(*r))
+}
+
+// maxSynthReplicas bounds the pods synthesized for one workload: a typo (replicas: 3000000) must not exhaust memory.
+// Real runtime state in the input is never capped.
+const maxSynthReplicas = 5000
+
+func (b *builder) capReplicas(ref Ref, n int) int {
+	if n <= maxSynthReplicas {
+		return n
+	}
+	b.diag(Diagnostic{Severity: SeverityWarning, Location: b.snap.sources[ref], Object: ref.String(),
+		Message: fmt.Sprintf("%d replicas: synthesized only the first %d pods (give the pods in the input to model more)", n, maxSynthReplicas)})
+	return maxSynthReplicas
 }
 
 func (b *builder) synthWorkloadPods() {
@@ -409,7 +422,8 @@ func (b *builder) synthWorkloadPods() {
 		if o.replicas == 0 || b.hasPodsFor(o.kind, o.ns, o.name, o.selector) {
 			continue
 		}
-		for i := 0; i < o.replicas; i++ {
+		n := b.capReplicas(Ref{Kind: o.kind, Namespace: o.ns, Name: o.name}, o.replicas)
+		for i := 0; i < n; i++ {
 			name := o.name + "-" + safeEncode(hash64("pod", o.ns, o.name, strconv.Itoa(i)), 5)
 			p := podFromTemplate(o.template, o.ns, name, controllerRef(apiVersionOf(o.kind), o.kind, o.name, o.uid))
 			b.addSynthPod(p, o.from)
@@ -421,7 +435,7 @@ func (b *builder) synthWorkloadPods() {
 		if b.hasPodsFor("StatefulSet", s.Namespace, s.Name, sel) {
 			continue
 		}
-		n := replicasOf(s.Spec.Replicas)
+		n := b.capReplicas(ref, replicasOf(s.Spec.Replicas))
 		for i := 0; i < n; i++ {
 			name := fmt.Sprintf("%s-%d", s.Name, i)
 			p := podFromTemplate(&s.Spec.Template, s.Namespace, name, controllerRef("apps/v1", "StatefulSet", s.Name, string(s.UID)))
