@@ -744,6 +744,11 @@ func (p *plan) endpointSlice(i int) runtime.Object {
 		}
 		o.Endpoints = append(o.Endpoints, ep)
 	}
+	if len(sl.pods) == 0 {
+		// The controller's placeholder for a Service that selects no pod: no endpoints, no ports.
+		o.Ports = []discoveryv1.EndpointPort{}
+		return o
+	}
 	for _, pd := range s.profile.ports {
 		o.Ports = append(o.Ports, discoveryv1.EndpointPort{Name: ptr(pd.name), Port: ptr(pd.containerPort), Protocol: ptr(pd.proto)})
 	}
