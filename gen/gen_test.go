@@ -447,7 +447,7 @@ func podReady(p *corev1.Pod) bool {
 	return false
 }
 
-func TestTheDefaultClusterHasTheRealisticMix(t *testing.T) {
+func TestAMidSizedClusterHasTheRealisticMix(t *testing.T) {
 	ix := build(t, gen.Options{Nodes: 60, Pods: 3000, Services: 400, Policies: 300, Namespaces: 10, Seed: 1})
 	has := map[string]int{}
 	for _, s := range ix.services {
