@@ -177,6 +177,8 @@ type walker struct {
 }
 
 // Eval walks pkt through the ruleset the way the kernel does and returns every branch with its probability.
+// A parsed Ruleset is read-only during Eval, so one ruleset can serve concurrent walks (after Merge, call Eval once
+// before sharing it).
 func Eval(rs *Ruleset, pkt Packet, node *Node, opt Options) Result {
 	rs.finalize()
 	if opt.MaxBranches <= 0 {

@@ -59,6 +59,12 @@ type Ruleset struct {
 	Problems []Problem
 	tables   map[string]*Table
 	final    bool
+	bases    map[baseKey][]*Chain // base chains per hook and IP version, in kernel order
+}
+
+type baseKey struct {
+	hook Hook
+	ipv  int
 }
 
 // Problem is something in a dump the parser did not understand.
@@ -243,6 +249,7 @@ func (rs *Ruleset) finalize() {
 		return
 	}
 	rs.final = true
+	rs.bases = nil
 	for _, t := range rs.Tables {
 		for _, s := range t.Sets {
 			s.index()
@@ -267,12 +274,25 @@ func (rs *Ruleset) finalize() {
 			c.buildIndex()
 		}
 	}
+	rs.bases = map[baseKey][]*Chain{}
+	for _, h := range []Hook{HookPrerouting, HookInput, HookForward, HookOutput, HookPostrouting} {
+		for _, ipv := range []int{4, 6} {
+			rs.bases[baseKey{h, ipv}] = rs.baseChains(h, ipv)
+		}
+	}
 }
 
 // BaseChains returns the base chains attached to hook h for a packet of the given IP version (4 or 6), in the order
 // the kernel runs them: by priority, ties in declaration order.
 func (rs *Ruleset) BaseChains(h Hook, ipv int) []*Chain {
 	rs.finalize()
+	if c, ok := rs.bases[baseKey{h, ipv}]; ok {
+		return c
+	}
+	return rs.baseChains(h, ipv)
+}
+
+func (rs *Ruleset) baseChains(h Hook, ipv int) []*Chain {
 	var out []*Chain
 	for _, t := range rs.Tables {
 		if !familySees(t.Family, ipv) {
