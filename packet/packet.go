@@ -65,7 +65,7 @@ func (p Packet) String() string {
 	}
 	for i := len(p.Encap) - 1; i >= 0; i-- {
 		e := p.Encap[i]
-		fmt.Fprintf(&b, " in [%s %s → %s", e.Type, e.Src, e.Dst)
+		fmt.Fprintf(&b, " in [%s %s → %s", e.Type, addrPort(e.Src), addrPort(e.Dst))
 		if e.VNI != 0 {
 			fmt.Fprintf(&b, " vni %d", e.VNI)
 		}
@@ -101,4 +101,12 @@ func (p Packet) Decapsulated() Packet {
 	}
 	p.Encap = append([]Encap(nil), p.Encap[:len(p.Encap)-1]...)
 	return p
+}
+
+// addrPort prints an address without a zero port (outer headers whose port the kernel picks per flow).
+func addrPort(a netip.AddrPort) string {
+	if a.Port() == 0 {
+		return a.Addr().String()
+	}
+	return a.String()
 }

@@ -1,0 +1,134 @@
+package trace
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	miekg "github.com/miekg/dns"
+
+	"github.com/kpath/kpath/dns"
+	"github.com/kpath/kpath/packet"
+)
+
+// dnsStage resolves the target name from the source, exactly as its resolver would, and returns the address the
+// application connects to.
+func (r *run) dnsStage() (netip.Addr, bool) {
+	name := r.tgt.Name
+	var rc dns.ResolvConf
+	var rcWhy string
+	switch r.src.Kind {
+	case FromPod:
+		pd := r.e.kubelet.PodResolvConf(r.src.Pod)
+		rc, rcWhy = pd.ResolvConf, pd.Why
+		for _, ev := range pd.Events {
+			r.j.Notes = append(r.j.Notes, "kubelet event: "+ev)
+		}
+	default:
+		rc = *r.e.kubelet.HostResolvConf
+		rcWhy = "the node's own /etc/resolv.conf (assumed: the snapshot does not carry it)"
+	}
+	lib := r.opt.Libc
+	if lib == "" {
+		lib = dns.Glibc
+		if r.src.Kind == FromPod && looksAlpine(r.src.Pod.Spec.Containers) {
+			lib = dns.Musl
+			r.j.Notes = append(r.j.Notes, "the image looks Alpine-based: modelled with musl's resolver (no search list walk past ndots, parallel A/AAAA); use --libc glibc to override")
+		}
+	}
+	ask := func(q miekg.Question) dns.Answer { return r.e.dnsSrv.Answer(q) }
+	res := dns.Resolve(rc, lib, name, dns.FamilyUnspec, ask)
+	d := &DNS{Name: name, Resolver: string(lib), ResolvConf: strings.TrimSpace(rc.Render()),
+		NXDomains: res.NXDomainBeforeAnswer}
+	for _, q := range res.Queries {
+		dq := DNSQuery{Name: q.Name, Type: q.Type, Rcode: q.Answer.Rcode, Answers: q.Answer.Records(), Server: q.Server, Why: q.Answer.Why}
+		if dq.Answers == nil {
+			dq.Answers = []string{}
+		}
+		if q.Conditional {
+			dq.Why = "(sent only if the earlier forwarded answer failed) " + dq.Why
+		}
+		d.Queries = append(d.Queries, dq)
+	}
+	cost := r.e.lat.DNSQuery().Nanos*int64(max(1, stepsOf(res))) + 0
+	d.Amplification = fmt.Sprintf("%d queries (%d NXDOMAIN) for one lookup; ~%s estimated", res.QueriesSent, res.NXDomainBeforeAnswer,
+		fmtDuration(cost))
+	r.j.DNS = d
+	loc := Location{Kind: InPod, Name: "resolver", IP: r.src.IP.String()}
+	if r.src.Kind == FromPod {
+		loc = podLoc(r.src.Pod)
+	} else if r.src.Node != nil {
+		loc = nodeLoc(r.src.Node)
+	}
+	r.enter(loc)
+	r.step(Step{Layer: LayerDNS, Action: ActionResolve, Object: "resolv.conf", Rule: strings.ReplaceAll(strings.TrimSpace(rc.Render()), "\n", "; "),
+		Why: fmt.Sprintf("%s; %s. %s", rcWhy, res.Why, r.e.dnsWhy), LatencyEstimate: Estimate{Nanos: cost, Source: "dns.query × name steps"}})
+	if len(rc.Nameservers) > 0 && r.depth == 0 {
+		if ns, err := netip.ParseAddr(rc.Nameservers[0]); err == nil {
+			d.Query = r.dnsQueryJourney(ns, res)
+		}
+	}
+	var addr netip.Addr
+	for _, a := range res.Addresses {
+		if a.Is4() == r.src.IP.Is4() || !r.src.IP.IsValid() {
+			addr = a
+			break
+		}
+	}
+	switch {
+	case addr.IsValid():
+		d.Result = addr.String()
+		if len(res.Addresses) > 1 {
+			r.j.Notes = append(r.j.Notes, fmt.Sprintf("%s has %d addresses; the application connects to the first (%s)", res.AnsweredBy, len(res.Addresses), addr))
+		}
+		if d.Query != nil && d.Query.Verdict != Delivered {
+			r.j.Notes = append(r.j.Notes, "the DNS query's own journey is "+string(d.Query.Verdict)+": "+d.Query.VerdictReason)
+		}
+		return addr, true
+	case res.Result == "NXDOMAIN" || res.Result == "NODATA":
+		r.block(LayerDNS, "name "+name, fmt.Sprintf("%s: %s", res.Result, res.Why))
+		r.finish(Rejected, fmt.Sprintf("%s does not resolve (%s): the application gets an error and sends nothing", name, res.Result))
+	case res.Result == "unknown":
+		r.finish(Unknown, fmt.Sprintf("%s is answered outside the cluster (forwarded upstream); kpath does not model the upstream resolver", name))
+	default:
+		r.block(LayerDNS, "name "+name, res.Result+": "+res.Why)
+		r.finish(Rejected, fmt.Sprintf("resolving %s failed (%s)", name, res.Result))
+	}
+	return netip.Addr{}, false
+}
+
+func stepsOf(res dns.Resolution) int {
+	n := 0
+	for _, q := range res.Queries {
+		if q.Step > n && !q.Conditional {
+			n = q.Step
+		}
+	}
+	return n
+}
+
+func looksAlpine(cs interface{}) bool {
+	s := fmt.Sprint(cs)
+	return strings.Contains(s, "alpine") || strings.Contains(s, "busybox:musl")
+}
+
+// dnsQueryJourney traces the first query packet: UDP 53 from the source to the nameserver, through the same stages.
+func (r *run) dnsQueryJourney(ns netip.Addr, res dns.Resolution) *Journey {
+	q := r.j.Question
+	sub := r.e.newRun(r.src, Target{Kind: ToIP, IP: ns, Port: 53}, Options{Protocol: packet.UDP},
+		Question{From: q.From, To: ns.String() + ":53", Protocol: packet.UDP})
+	sub.depth = r.depth + 1
+	sub.run(-1)
+	sub.j.Profile.Why = nil
+	return sub.j
+}
+
+func fmtDuration(ns int64) string {
+	switch {
+	case ns >= 1_000_000:
+		return fmt.Sprintf("%.1fms", float64(ns)/1e6)
+	case ns >= 1_000:
+		return fmt.Sprintf("%.1fµs", float64(ns)/1e3)
+	}
+	return fmt.Sprintf("%dns", ns)
+}
