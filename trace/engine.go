@@ -22,6 +22,9 @@ type Options struct {
 	Protocol packet.Protocol
 	// AllBackends walks every backend branch instead of one deterministic choice (see Engine.TraceAll).
 	AllBackends bool
+	// Rules adds, under each node's Service step, the rule-by-rule walk of the netfilter ruleset kube-proxy would
+	// program on that node (rendered, parsed and evaluated like a real dump).
+	Rules bool
 	// Libc is the source pod's resolver: glibc (default) or musl; empty picks musl for Alpine-looking images.
 	Libc dns.Libc
 }
@@ -104,33 +107,7 @@ func (e *Engine) proxyIndex(n *corev1.Node) (*kubeproxy.Index, error) {
 	if idx, ok := e.kp[n.Name]; ok {
 		return idx, nil
 	}
-	cfg := kubeproxy.Config{NodeName: n.Name, Zone: n.Labels[corev1.LabelTopologyZone], MasqueradeAll: e.prof.MasqueradeAll}
-	switch e.prof.ProxyMode {
-	case cluster.ProxyIPTables:
-		cfg.Mode = kubeproxy.ModeIPTables
-	default:
-		cfg.Mode = kubeproxy.ModeNFTables
-	}
-	if ip := cluster.NodeIP(n); ip.IsValid() {
-		cfg.NodeIP = ip
-		cfg.NodeIPs = []netip.Addr{ip}
-		if ip.Is6() {
-			cfg.Family = corev1.IPv6Protocol
-		} else {
-			cfg.Family = corev1.IPv4Protocol
-		}
-	}
-	for _, c := range e.prof.PodCIDRs {
-		if c.Addr().Is4() == (cfg.Family != corev1.IPv6Protocol) {
-			cfg.PodCIDR = c
-			break
-		}
-	}
-	for _, c := range e.prof.ServiceCIDRs {
-		if c.Addr().Is4() == (cfg.Family != corev1.IPv6Protocol) {
-			cfg.ServiceCIDRs = append(cfg.ServiceCIDRs, c)
-		}
-	}
+	cfg := kubeproxy.ConfigFor(e.snap, n)
 	idx, err := kubeproxy.NewIndex(cfg, e.snap.Services, e.snap.EndpointSlices)
 	if err != nil {
 		return nil, fmt.Errorf("kube-proxy model for node %s: %w", n.Name, err)

@@ -97,7 +97,8 @@ func (r *run) serviceStage(n *corev1.Node, choice int, inSocket bool) bool {
 	if res.SessionAffinity != "" {
 		pickWhy += "; sessionAffinity " + res.SessionAffinity
 	}
-	r.rewrite(Step{Layer: LayerKubeProxy, Action: ActionDNAT, Object: obj, Rule: rule, Why: why + ". " + pickWhy, LatencyEstimate: cost}, after)
+	r.rewrite(Step{Layer: LayerKubeProxy, Action: ActionDNAT, Object: obj, Rule: rule, Why: why + ". " + pickWhy, LatencyEstimate: cost,
+		Nested: r.ruleWalk(n)}, after)
 	if c.Masquerade {
 		why := res.MasqueradeWhy
 		if why == "" {
