@@ -17,8 +17,8 @@ func (v dnsView) Service(ns, name string) *corev1.Service { return v.s.Service(n
 func (v dnsView) EndpointSlices(ns, svc string) []*discoveryv1.EndpointSlice {
 	return v.s.SlicesFor(ns, svc)
 }
-func (v dnsView) NamespaceExists(ns string) bool                    { return v.s.NamespaceExists(ns) }
-func (v dnsView) PodsByIP(ip netip.Addr) []*corev1.Pod              { return v.s.PodsByIP(ip) }
+func (v dnsView) NamespaceExists(ns string) bool                   { return v.s.NamespaceExists(ns) }
+func (v dnsView) PodsByIP(ip netip.Addr) []*corev1.Pod             { return v.s.PodsByIP(ip) }
 func (v dnsView) ServiceByClusterIP(ip netip.Addr) *corev1.Service { return v.s.ServiceByIP(ip) }
 func (v dnsView) EndpointSlicesByAddress(ip netip.Addr) []*discoveryv1.EndpointSlice {
 	return v.s.SlicesByAddress(ip)

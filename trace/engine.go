@@ -39,7 +39,7 @@ type Engine struct {
 	dnsWhy  string
 	kubelet dns.Kubelet
 
-	pol     PolicyEvaluator
+	pol PolicyEvaluator
 
 	mu sync.Mutex
 	kp map[string]*kubeproxy.Index

@@ -156,14 +156,14 @@ func (r *run) fromPod(choice int) {
 	if p.Spec.HostNetwork {
 		r.enter(nodeLoc(n))
 		r.step(Step{Layer: LayerSocket, Action: ActionSend, Object: "Pod " + podRef(p),
-			Why: "hostNetwork pod: the socket lives in node " + n.Name + "'s network namespace, packets start in OUTPUT",
+			Why:    "hostNetwork pod: the socket lives in node " + n.Name + "'s network namespace, packets start in OUTPUT",
 			Before: ptr(r.pkt), LatencyEstimate: Estimate{}})
 		r.nodeStages(n, choice, true)
 		return
 	}
 	r.enter(podLoc(p))
 	r.step(Step{Layer: LayerSocket, Action: ActionSend, Object: "Pod " + podRef(p),
-		Why: fmt.Sprintf("the application connects from %s; the kernel picks source port %d", r.pkt.Src.Addr(), r.pkt.Src.Port()),
+		Why:    fmt.Sprintf("the application connects from %s; the kernel picks source port %d", r.pkt.Src.Addr(), r.pkt.Src.Port()),
 		Before: ptr(r.pkt)})
 	if r.meshUnknown(p, "outbound") {
 		return

@@ -117,7 +117,7 @@ func (r *run) applyMasq(n *corev1.Node, to netip.Addr, dev string) {
 	}
 	after := r.pkt.WithSrc(netip.AddrPortFrom(to, r.pkt.Src.Port()))
 	r.rewrite(Step{Layer: LayerNAT, Action: ActionMasquerade, Object: "Node " + n.Name, Rule: r.masq.rule,
-		Why: r.masq.why + "; MASQUERADE takes the address of the outgoing interface " + dev + " (" + to.String() + ")",
+		Why:             r.masq.why + "; MASQUERADE takes the address of the outgoing interface " + dev + " (" + to.String() + ")",
 		LatencyEstimate: r.e.lat.Conntrack()}, after)
 	r.masq = masqPending{}
 }
@@ -185,7 +185,7 @@ func (r *run) crossNode(n, dn *corev1.Node, arrive func()) {
 			cost, rule2 = r.e.lat.IPIP(), fmt.Sprintf("%s: IP protocol 4 to %s", ov.Device, dstIP)
 		}
 		r.rewrite(Step{Layer: LayerOverlay, Action: ActionEncapsulate, Object: ov.Device + " on " + n.Name, Rule: rule2,
-			Why: fmt.Sprintf("wrapped in %s between the node addresses: +%d bytes, so pods get MTU %d on a %d-byte underlay", ov.Type, ov.Overhead, p.PodMTU, p.MTU),
+			Why:             fmt.Sprintf("wrapped in %s between the node addresses: +%d bytes, so pods get MTU %d on a %d-byte underlay", ov.Type, ov.Overhead, p.PodMTU, p.MTU),
 			LatencyEstimate: cost}, r.pkt.Encapsulated(e))
 	case "none":
 		via := "via " + dstIP.String() + " dev eth0"
