@@ -132,7 +132,11 @@ func (m Model) apply(c Calibration, file string) (Model, error) {
 		e := c.Constants[name]
 		i, known := fieldIndex[name]
 		if !known {
-			problems = append(problems, fmt.Sprintf("unknown constant %q (known: %s)", name, strings.Join(Names(), ", ")))
+			hint := ""
+			if near := closestName(name); near != "" {
+				hint = fmt.Sprintf("did you mean %q? ", near)
+			}
+			problems = append(problems, fmt.Sprintf("unknown constant %q (%sknown: %s)", name, hint, strings.Join(Names(), ", ")))
 			continue
 		}
 		measured, machine := firstNonEmpty(e.Measured, c.Measured), firstNonEmpty(e.Machine, c.Machine)
@@ -244,6 +248,10 @@ func typeName(t string) string {
 		return "a string"
 	case strings.HasPrefix(t, "map"):
 		return "an object of constant name → entry"
+	case strings.HasSuffix(t, "Calibration"):
+		return `a JSON object with "schema" and "constants"`
+	case strings.HasSuffix(t, "CalibrationEntry"):
+		return `an object with "ns" and "source"`
 	}
 	return t
 }
@@ -266,4 +274,42 @@ func position(data []byte, off int64) string {
 		}
 	}
 	return fmt.Sprintf("line %d, column %d", line, col)
+}
+
+// closestName is the known constant name within edit distance 3 of name, if exactly one is closest.
+func closestName(name string) string {
+	best, bestD, tie := "", 4, false
+	for _, f := range fields {
+		d := editDistance(name, f.name)
+		switch {
+		case d < bestD:
+			best, bestD, tie = f.name, d, false
+		case d == bestD:
+			tie = true
+		}
+	}
+	if tie {
+		return ""
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
