@@ -69,33 +69,29 @@ func IsCalibrationError(err error) bool {
 }
 
 // Load reads a calibration file and returns Default() with the constants it names replaced.
-func Load(r io.Reader) (Model, error) { return load(r, "calibration") }
+func Load(r io.Reader) (*Model, error) { return load(r, "calibration") }
 
 // Calibrated reads the calibration file at path and returns Default() with the constants it names replaced.
-func Calibrated(path string) (Model, error) {
+func Calibrated(path string) (*Model, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return Model{}, fmt.Errorf("latency calibration: %w (write one with `kpath lab bench`, or run without it "+
+		return nil, fmt.Errorf("latency calibration: %w (write one with `kpath lab bench`, or run without it "+
 			"to use the cited defaults)", err)
 	}
 	defer f.Close()
 	return load(f, path)
 }
 
-func load(r io.Reader, file string) (Model, error) {
+func load(r io.Reader, file string) (*Model, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
-		return Model{}, fmt.Errorf("%s: reading calibration: %w", file, err)
+		return nil, fmt.Errorf("%s: reading calibration: %w", file, err)
 	}
 	c, err := decodeCalibration(data, file)
 	if err != nil {
-		return Model{}, err
+		return nil, err
 	}
-	m, err := Default().apply(c, file)
-	if err != nil {
-		return Model{}, err
-	}
-	return m, nil
+	return Default().apply(c, file)
 }
 
 func decodeCalibration(data []byte, file string) (Calibration, error) {
@@ -113,12 +109,13 @@ func decodeCalibration(data []byte, file string) (Calibration, error) {
 	return c, nil
 }
 
-// Apply returns a copy of m with the constants c names replaced by their measurements. It checks the whole file
-// and reports every problem: the schema, unknown constant names, missing or negative values, missing sources,
-// dates and machines.
-func (m Model) Apply(c Calibration) (Model, error) { return m.apply(c, "calibration") }
+// Apply returns a copy of m with the constants c names replaced by their measurements; m itself is not changed.
+// It checks the whole file and reports every problem: the schema, unknown constant names, missing or negative
+// values, missing sources, dates and machines.
+func (m *Model) Apply(c Calibration) (*Model, error) { return m.apply(c, "calibration") }
 
-func (m Model) apply(c Calibration, file string) (Model, error) {
+func (m *Model) apply(c Calibration, file string) (*Model, error) {
+	next := *m
 	var problems []string
 	if c.Schema != SchemaV1 {
 		problems = append(problems, fmt.Sprintf("schema is %q, want %q", c.Schema, SchemaV1))
@@ -160,7 +157,7 @@ func (m Model) apply(c Calibration, file string) (Model, error) {
 			problems = append(problems, fmt.Sprintf("constant %q: %s", name, strings.Join(bad, ", ")))
 			continue
 		}
-		dst := fields[i].get(&m)
+		dst := fields[i].get(&next)
 		old := *dst
 		*dst = Constant{
 			Name:    name,
@@ -177,15 +174,15 @@ func (m Model) apply(c Calibration, file string) (Model, error) {
 		}
 	}
 	if len(problems) > 0 {
-		return Model{}, &CalibrationError{File: file, Problems: problems}
+		return nil, &CalibrationError{File: file, Problems: problems}
 	}
-	m.relabel()
-	return m, nil
+	next.relabel()
+	return &next, nil
 }
 
 // Calibration returns the calibration file that reproduces m's calibrated constants (each entry with its own
 // date and machine). Constants still at their cited defaults are left out.
-func (m Model) Calibration() Calibration {
+func (m *Model) Calibration() Calibration {
 	c := Calibration{Schema: SchemaV1, Constants: map[string]CalibrationEntry{}}
 	for _, k := range m.Constants() {
 		if k.Quality != QualityCalibrated {

@@ -79,7 +79,7 @@ func TestCalibrationRoundTripsAndOverridesOnlyWhatItNames(t *testing.T) {
 			if again.String() != twice.String() {
 				t.Errorf("calibration does not round-trip:\n%s\nvs\n%s", again.String(), twice.String())
 			}
-			if !reflect.DeepEqual(m, m2) {
+			if !reflect.DeepEqual(*m, *m2) {
 				t.Error("reloading the written calibration gives a different model")
 			}
 		})

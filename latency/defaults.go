@@ -30,7 +30,14 @@ var (
 )
 
 // Default returns the model with every constant at its cited default. Each call returns a fresh copy.
-func Default() Model {
+func Default() *Model {
+	m := defaultModel
+	return &m
+}
+
+var defaultModel = buildDefault()
+
+func buildDefault() Model {
 	m := Model{
 		DNSServerCost: Constant{
 			Value:   56430 * time.Nanosecond,

@@ -24,7 +24,7 @@ func TestDocsMatchTheModel(t *testing.T) {
 	doc := string(raw)
 	sections := []struct {
 		name string
-		gen  func(Model) string
+		gen  func(*Model) string
 	}{
 		{"constants", constantsTable},
 		{"sources", sourcesSection},
@@ -61,7 +61,7 @@ func TestDocsMatchTheModel(t *testing.T) {
 	}
 }
 
-func constantsTable(m Model) string {
+func constantsTable(m *Model) string {
 	var b strings.Builder
 	b.WriteString("| constant | ESTIMATE | quality | what it costs | source |\n|---|---:|---|---|---|\n")
 	for _, c := range m.Constants() {
@@ -74,7 +74,7 @@ func constantsTable(m Model) string {
 	return b.String()
 }
 
-func sourcesSection(m Model) string {
+func sourcesSection(m *Model) string {
 	var b strings.Builder
 	for _, c := range m.Constants() {
 		fmt.Fprintf(&b, "#### `%s` — %v (%s)\n\n", c.Name, c.Value, c.Quality)
@@ -104,7 +104,7 @@ func sourcesSection(m Model) string {
 // Service whose backend is on another node, kube-proxy in iptables mode (the match is the 412th KUBE-SERVICES
 // rule), Flannel VXLAN, Istio sidecars on both ends, after resolving the Service name with ndots:5 from another
 // namespace (one NXDOMAIN, then the answer).
-func exampleBudget(m Model) string {
+func exampleBudget(m *Model) string {
 	out, _ := m.SidecarHop(MeshIstioSidecar)
 	rows := []struct {
 		step string

@@ -80,19 +80,22 @@ func makeLabel(c Constant) string {
 }
 
 // estimate is the constant taken once.
-func (c Constant) estimate() Estimate {
+func (c *Constant) estimate() Estimate {
 	return Estimate{Nanos: int64(c.Value), Source: c.Label()}
 }
 
 // times is the constant taken n times (n < 0 is treated as 0), saturating instead of overflowing.
-func (c Constant) times(n int) Estimate {
+func (c *Constant) times(n int) Estimate {
 	if n < 0 {
 		n = 0
 	}
-	return Estimate{Nanos: mulSat(int64(c.Value), int64(n)), Source: strconv.Itoa(n) + " × " + c.Label()}
+	var buf [20]byte
+	count := strconv.AppendInt(buf[:0], int64(n), 10)
+	return Estimate{Nanos: mulSat(int64(c.Value), int64(n)), Source: string(count) + " × " + c.Label()}
 }
 
-// Model is the set of named cost constants. The zero value is not useful: start from Default() and calibrate.
+// Model is the set of named cost constants. The zero value costs nothing: start from Default() and calibrate.
+// Treat a Model as read-only once built; Apply returns a new one.
 // Field names end in "Cost" so they do not collide with the estimate methods (m.VethHop() reads m.VethHopCost).
 type Model struct {
 	// DNS
@@ -120,6 +123,8 @@ type Model struct {
 	IstioSidecarCost Constant // one Istio Envoy sidecar traversal
 	ZtunnelCost      Constant // one Istio ambient ztunnel traversal
 	WaypointCost     Constant // one Istio ambient waypoint (Envoy, L7) traversal
+
+	dnsQuerySource string // cached Source of DNSQuery
 }
 
 // Constant names: the keys of a calibration file.
@@ -206,21 +211,21 @@ func Names() []string {
 }
 
 // Constants returns a copy of every constant in documentation order.
-func (m Model) Constants() []Constant {
+func (m *Model) Constants() []Constant {
 	out := make([]Constant, len(fields))
 	for i, f := range fields {
-		out[i] = *f.get(&m)
+		out[i] = *f.get(m)
 	}
 	return out
 }
 
 // Lookup returns the constant with this name.
-func (m Model) Lookup(name string) (Constant, bool) {
+func (m *Model) Lookup(name string) (Constant, bool) {
 	i, ok := fieldIndex[name]
 	if !ok {
 		return Constant{}, false
 	}
-	return *fields[i].get(&m), true
+	return *fields[i].get(m), true
 }
 
 // relabel sets each constant's name from the registry and caches its label.
@@ -231,6 +236,7 @@ func (m *Model) relabel() {
 		c.Meaning = f.meaning
 		c.label = makeLabel(*c)
 	}
+	m.dnsQuerySource = dnsQuerySource(m)
 }
 
 func mulSat(a, b int64) int64 {
