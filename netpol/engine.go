@@ -313,6 +313,13 @@ func sameNode(a *corev1.Pod, n *corev1.Node) bool {
 // dirConns computes every connection the direction allows: subj is the pod the policies select (destination for
 // ingress, source for egress), peer the other end, dst the destination pod for named ports.
 func (e *Engine) dirConns(a *applied, subj *corev1.Pod, peer Peer, dst *corev1.Pod) ConnSet {
+	local := peer.Kind == PeerHost && sameNode(subj, peer.Node)
+	return dirConnsWith(a, func(r *rule) bool { return e.ruleMatchesPeer(r, peer) }, local, dst)
+}
+
+// dirConnsWith is the tier walk over whole connection sets. match says whether a rule's peers match the other end;
+// local is the node-local exemption (the peer is the subject pod's own node).
+func dirConnsWith(a *applied, match func(*rule) bool, local bool, dst *corev1.Pod) ConnSet {
 	if a.empty() {
 		return AllConns()
 	}
@@ -323,7 +330,7 @@ func (e *Engine) dirConns(a *applied, subj *corev1.Pod, peer Peer, dst *corev1.P
 	admin:
 		for _, p := range a.admin {
 			for _, r := range p.rules(a.dir) {
-				if !e.ruleMatchesPeer(r, peer) {
+				if !match(r) {
 					continue
 				}
 				m := undecided.Intersect(r.portSet(dst))
@@ -347,14 +354,14 @@ func (e *Engine) dirConns(a *applied, subj *corev1.Pod, peer Peer, dst *corev1.P
 	if undecided.IsEmpty() {
 		return allowed
 	}
-	if peer.Kind == PeerHost && sameNode(subj, peer.Node) {
+	if local {
 		return allowed.Union(undecided)
 	}
 	if len(a.np) > 0 {
 		var npAllowed ConnSet
 		for _, p := range a.np {
 			for _, r := range p.rules(a.dir) {
-				if r.allPeers || e.ruleMatchesPeer(r, peer) {
+				if r.allPeers || match(r) {
 					npAllowed = npAllowed.Union(r.portSet(dst))
 				}
 			}
@@ -363,7 +370,7 @@ func (e *Engine) dirConns(a *applied, subj *corev1.Pod, peer Peer, dst *corev1.P
 	}
 	for _, p := range a.baseline {
 		for _, r := range p.rules(a.dir) {
-			if !e.ruleMatchesPeer(r, peer) {
+			if !match(r) {
 				continue
 			}
 			m := undecided.Intersect(r.portSet(dst))
