@@ -16,7 +16,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
@@ -57,139 +59,128 @@ func decodeStream(name string, r io.Reader, s sink) error {
 // ---- JSON ----
 
 func decodeJSONStream(name string, r io.Reader, s sink) error {
-	cr := &lineCounter{r: r}
-	dec := json.NewDecoder(cr)
-	dec.UseNumber()
+	sc := newJSONScanner(r)
+	bat := &batcher{s: s}
+	defer bat.flush()
 	doc := 0
 	for {
-		if yamlFollows(dec, cr) {
+		c := sc.peek()
+		if c == 0 {
+			return sc.err
+		}
+		if c == '-' {
 			// JSON followed by a `---` line: the file is a YAML stream whose first documents are JSON (valid YAML).
 			// Hand the rest to the YAML splitter, keeping line numbers.
-			rest := io.MultiReader(dec.Buffered(), cr.r)
-			return decodeYAMLFrom(name, bufio.NewReaderSize(rest, 256<<10), s, doc, cr.linesConsumed(dec))
-		}
-		off := dec.InputOffset()
-		tok, err := dec.Token()
-		if err == io.EOF {
-			return nil
+			bat.flush()
+			rest := io.MultiReader(bytes.NewReader(append([]byte(nil), sc.buf[sc.pos:]...)), sc.r)
+			return decodeYAMLFrom(name, bufio.NewReaderSize(rest, 256<<10), s, doc, sc.line-1)
 		}
 		doc++
-		loc := Location{File: name, Doc: doc, offset: off + 1}
-		if err != nil {
-			s.diag(jsonSyntaxDiag(loc, err, off))
-			return nil
-		}
-		switch tok {
-		case json.Delim('['):
-			item := 0
-			for dec.More() {
-				item++
-				iloc := Location{File: name, Doc: doc, Item: item, offset: dec.InputOffset() + 1}
-				var raw json.RawMessage
-				if err := dec.Decode(&raw); err != nil {
-					s.diag(jsonSyntaxDiag(iloc, err, dec.InputOffset()))
-					return nil
-				}
-				decodeObject(raw, iloc, nil, s)
-			}
-			if _, err := dec.Token(); err != nil {
-				s.diag(jsonSyntaxDiag(loc, err, dec.InputOffset()))
+		loc := Location{File: name, Line: sc.line, Doc: doc}
+		switch c {
+		case '[':
+			sc.advance(1)
+			if !scanJSONArray(sc, loc, s, bat, nil) {
 				return nil
 			}
-		case json.Delim('{'):
-			if !streamJSONObject(dec, loc, s) {
+		case '{':
+			sc.advance(1)
+			if !scanJSONObject(sc, loc, s, bat) {
 				return nil
 			}
 		default:
+			bat.flush()
 			s.diag(Diagnostic{Severity: SeverityError, Location: loc,
-				Message: fmt.Sprintf("expected a JSON object or array, found %v; the rest of the file was not loaded", tok)})
+				Message: fmt.Sprintf("expected a JSON object or array, found %q; the rest of the file was not loaded", c)})
 			return nil
 		}
 	}
 }
 
-func jsonSyntaxDiag(loc Location, err error, off int64) Diagnostic {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		loc.offset = se.Offset
-	} else if off > 0 {
-		loc.offset = off
+func jsonStop(sc *jsonScanner, loc Location, s sink, bat *batcher, err error) bool {
+	bat.flush()
+	loc.Line = sc.line
+	s.diag(Diagnostic{Severity: SeverityError, Location: loc, Message: fmt.Sprintf("invalid JSON: %v; the rest of this file was not loaded", err)})
+	return false
+}
+
+// scanJSONArray queues each element of an array whose '[' was consumed.
+func scanJSONArray(sc *jsonScanner, loc Location, s sink, bat *batcher, onPending func(pendingItem)) bool {
+	if sc.peek() == ']' {
+		sc.advance(1)
+		return true
 	}
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		err = errors.New("unexpected end of input")
+	for item := 1; ; item++ {
+		v, line, err := sc.value()
+		if err != nil {
+			return jsonStop(sc, loc, s, bat, err)
+		}
+		iloc := loc
+		iloc.Line, iloc.Item = line, item
+		bat.add(append([]byte(nil), v...), false, iloc, onPending)
+		switch sc.peek() {
+		case ',':
+			sc.advance(1)
+		case ']':
+			sc.advance(1)
+			return true
+		default:
+			return jsonStop(sc, loc, s, bat, errors.New("expected ',' or ']' after an array element"))
+		}
 	}
-	return Diagnostic{Severity: SeverityError, Location: loc,
-		Message: fmt.Sprintf("invalid JSON: %v; the rest of this file was not loaded", err)}
 }
 
 type rawField struct {
 	key string
-	val json.RawMessage
+	val []byte
 }
 
-// streamJSONObject reads one top-level object whose '{' was consumed. A top-level "items" array (a List) is streamed
+// scanJSONObject reads one top-level object whose '{' was consumed. A top-level "items" array (a List) is queued
 // item by item; any other object is reassembled and decoded whole. It returns false when the stream is broken.
-func streamJSONObject(dec *json.Decoder, loc Location, s sink) bool {
+func scanJSONObject(sc *jsonScanner, loc Location, s sink, bat *batcher) bool {
 	var fields []rawField
 	isList := false
 	var pending []pendingItem // items without kind, decoded once the list's kind is known
-	for dec.More() {
-		kt, err := dec.Token()
-		if err != nil {
-			s.diag(jsonSyntaxDiag(loc, err, dec.InputOffset()))
-			return false
-		}
-		key, _ := kt.(string)
-		if key == "items" {
-			t, err := dec.Token()
+	if sc.peek() == '}' {
+		sc.advance(1)
+	} else {
+		for {
+			k, err := sc.key()
 			if err != nil {
-				s.diag(jsonSyntaxDiag(loc, err, dec.InputOffset()))
-				return false
+				return jsonStop(sc, loc, s, bat, err)
 			}
-			if t == nil { // "items": null
+			if k == "items" && (sc.peek() == '[' || sc.peek() == 'n') {
 				isList = true
+				if sc.peek() == 'n' {
+					if _, _, err := sc.value(); err != nil {
+						return jsonStop(sc, loc, s, bat, err)
+					}
+				} else {
+					sc.advance(1)
+					if !scanJSONArray(sc, loc, s, bat, func(p pendingItem) { pending = append(pending, p) }) {
+						return false
+					}
+				}
+			} else {
+				v, _, err := sc.value()
+				if err != nil {
+					return jsonStop(sc, loc, s, bat, err)
+				}
+				fields = append(fields, rawField{k, append([]byte(nil), v...)})
+			}
+			c := sc.peek()
+			if c == ',' {
+				sc.advance(1)
 				continue
 			}
-			if t != json.Delim('[') {
-				s.diag(Diagnostic{Severity: SeverityError, Location: loc, Field: "items",
-					Message: "items is not an array; the rest of the file was not loaded"})
-				return false
+			if c == '}' {
+				sc.advance(1)
+				break
 			}
-			isList = true
-			item := 0
-			for dec.More() {
-				item++
-				iloc := loc
-				iloc.Item = item
-				iloc.offset = dec.InputOffset() + 1
-				var raw json.RawMessage
-				if err := dec.Decode(&raw); err != nil {
-					s.diag(jsonSyntaxDiag(iloc, err, dec.InputOffset()))
-					return false
-				}
-				if !hasKind(raw) {
-					pending = append(pending, pendingItem{raw: raw, loc: iloc})
-					continue
-				}
-				decodeObject(raw, iloc, nil, s)
-			}
-			if _, err := dec.Token(); err != nil {
-				s.diag(jsonSyntaxDiag(loc, err, dec.InputOffset()))
-				return false
-			}
-			continue
+			return jsonStop(sc, loc, s, bat, errors.New("expected ',' or '}' after an object member"))
 		}
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			s.diag(jsonSyntaxDiag(loc, err, dec.InputOffset()))
-			return false
-		}
-		fields = append(fields, rawField{key, raw})
 	}
-	if _, err := dec.Token(); err != nil { // '}'
-		s.diag(jsonSyntaxDiag(loc, err, dec.InputOffset()))
-		return false
-	}
+	bat.flush()
 	if isList {
 		var tm metav1.TypeMeta
 		for _, f := range fields {
@@ -246,16 +237,7 @@ func decodePending(items []pendingItem, list metav1.TypeMeta, s sink) {
 }
 
 // hasKind reports whether a JSON object has a non-empty "kind" key at its top level, without decoding it all.
-func hasKind(raw []byte) bool {
-	var tm struct {
-		Kind string `json:"kind"`
-	}
-	// TypeMeta-only unmarshal still scans the whole item, but items are small and this only runs inside Lists.
-	if json.Unmarshal(raw, &tm) != nil {
-		return true // let the real decoder report the problem
-	}
-	return tm.Kind != ""
-}
+func hasKind(raw []byte) bool { return sniffTypeMeta(raw).Kind != "" }
 
 // ---- YAML ----
 
@@ -270,7 +252,7 @@ func decodeYAMLStream(name string, r *bufio.Reader, s sink) error {
 
 // decodeYAMLFrom splits YAML starting in document doc after line lines of the file.
 func decodeYAMLFrom(name string, r *bufio.Reader, s sink, doc, lines int) error {
-	y := yamlSplitter{name: name, s: s, doc: doc}
+	y := yamlSplitter{name: name, s: s, doc: doc, bat: &batcher{s: s}}
 	line := lines
 	for {
 		b, err := r.ReadSlice('\n')
@@ -311,6 +293,7 @@ type yamlSplitter struct {
 	itemLine  int
 	nItems    int
 	pending   []pendingItem
+	bat       *batcher
 }
 
 func isDocSep(b []byte) bool {
@@ -403,23 +386,15 @@ func (y *yamlSplitter) flushItem() {
 	}
 	y.nItems++
 	loc := Location{File: y.name, Line: y.itemLine, Doc: y.doc, Item: y.nItems}
-	data := y.item.Bytes()
+	data := append([]byte(nil), y.item.Bytes()...)
 	y.itemLine = 0
-	defer y.item.Reset()
-	j, err := yaml.YAMLToJSON(data)
-	if err != nil {
-		y.s.diag(yamlDiag(loc, err))
-		return
-	}
-	if !hasKind(j) {
-		y.pending = append(y.pending, pendingItem{raw: j, loc: loc})
-		return
-	}
-	decodeObject(j, loc, nil, y.s)
+	y.item.Reset()
+	y.bat.add(data, true, loc, func(p pendingItem) { y.pending = append(y.pending, p) })
 }
 
 func (y *yamlSplitter) flushDoc() {
 	y.flushItem()
+	y.bat.flush()
 	defer func() {
 		y.shell.Reset()
 		y.inItems, y.itemsSeen, y.nItems, y.pending = false, false, 0, nil
@@ -463,7 +438,7 @@ func yamlDiag(loc Location, err error) Diagnostic {
 // decodeObject turns one JSON object into a typed object (scheme kinds), an unstructured custom resource (unknown
 // kinds), or a diagnostic. Nested Lists are expanded.
 func decodeObject(data []byte, loc Location, defaults *schema.GroupVersionKind, s sink) {
-	obj, _, err := codecs.UniversalDeserializer().Decode(data, defaults, nil)
+	obj, err := fastDecode(data, defaults)
 	if err != nil {
 		switch {
 		case runtime.IsNotRegisteredError(err):
@@ -555,31 +530,24 @@ func hasAPIVersion(data []byte) bool {
 	return tm.APIVersion != ""
 }
 
-// lineCounter counts the newlines read through it.
-type lineCounter struct {
-	r     io.Reader
-	lines int
-}
-
-func (c *lineCounter) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.lines += bytes.Count(p[:n], []byte{'\n'})
-	return n, err
-}
-
-// linesConsumed is the number of complete lines the decoder has consumed.
-func (c *lineCounter) linesConsumed(dec *json.Decoder) int {
-	buf, _ := io.ReadAll(dec.Buffered())
-	return c.lines - bytes.Count(buf, []byte{'\n'})
-}
-
-// yamlFollows reports whether the next non-blank input after a complete JSON value starts a YAML `---` line.
-func yamlFollows(dec *json.Decoder, cr *lineCounter) bool {
-	if !dec.More() {
-		return false
+// fastDecode decodes a typed object straight into the scheme's Go type, after finding its kind with a byte scan.
+// It is what the universal deserializer does for JSON without its second full parse to find the kind; anything
+// unusual (no kind, an unregistered kind) falls back to the universal deserializer for its exact errors.
+func fastDecode(data []byte, defaults *schema.GroupVersionKind) (kruntime.Object, error) {
+	gvk := sniffTypeMeta(data)
+	if gvk.Kind == "" && defaults != nil {
+		gvk = *defaults
 	}
-	// dec.More peeked the next non-space byte into the decoder's buffer.
-	buf, _ := io.ReadAll(dec.Buffered())
-	t := bytes.TrimLeft(buf, " \t\r\n")
-	return len(t) > 0 && t[0] == '-' // a top-level Kubernetes JSON value never starts with a dash
+	if gvk.Kind != "" && gvk.Version != "" && Scheme.Recognizes(gvk) {
+		obj, err := Scheme.New(gvk)
+		if err == nil {
+			if err := sigsjson.UnmarshalCaseSensitivePreserveInts(data, obj); err != nil {
+				return nil, err
+			}
+			obj.GetObjectKind().SetGroupVersionKind(gvk)
+			return obj, nil
+		}
+	}
+	obj, _, err := codecs.UniversalDeserializer().Decode(data, defaults, nil)
+	return obj, err
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
@@ -38,6 +39,9 @@ type Options struct {
 // input with no objects at all, or (Strict) any input error. Other problems are Diagnostics in the snapshot.
 func Load(sources []Source, opts Options) (*Snapshot, error) {
 	start := time.Now()
+	// Loading allocates a lot of short-lived garbage (JSON text, decoder state) next to a growing long-lived
+	// snapshot; a less eager collector roughly halves GC time without raising the retained heap.
+	defer debug.SetGCPercent(debug.SetGCPercent(300))
 	if opts.DefaultNamespace == "" {
 		opts.DefaultNamespace = "default"
 	}
