@@ -8,7 +8,7 @@ var (
 		Citation: "DaoCloud CNI performance test report",
 		URL:      "https://github.com/DaoCloud/DaoCloud-docs/blob/main/docs/en/docs/network/performance/cni-performance.md",
 		Setup: "netperf TCP_RR, 1024-byte request/response, 60 s, mean round-trip latency in µs; two Dell PowerEdge R620 " +
-			"(2× Xeon E5-2620 @ 2.0 GHz), Mellanox ConnectX-5, Ubuntu 22.04; Calico in underlay (routed, iptables), " +
+			"(2× Xeon E5-2620 @ 2.0 GHz), Mellanox ConnectX-5, Ubuntu 22.04; Calico (default dataplane) in underlay, " +
 			"VXLAN and IPIP modes, Cilium VXLAN, macvlan. Node↔node 113.27 µs; Calico underlay: pod↔own node 62.27, " +
 			"pod↔pod same node 103.71, pod↔pod across nodes 195.61; Calico IPIP across nodes 248.72; Calico VXLAN 275.22",
 		Date: "2023-03-29",
@@ -17,15 +17,16 @@ var (
 		Citation: "Kubernetes blog \"NFTables mode for kube-proxy\" (Dan Winship), data from KubeCon NA 2024 " +
 			"\"From Observability to Performance\"; KEP-3866",
 		URL: "https://kubernetes.io/blog/2025/02/28/nftables-kube-proxy/",
-		Setup: "first-packet latency of new connections at p01/p50/p99 in clusters of 5,000, 10,000 and 30,000 Services, " +
+		Setup: "first-packet latency of new connections at several percentiles (the text cites p01 and p50) in clusters " +
+			"of 5,000, 10,000 and 30,000 Services, " +
 			"iptables vs nftables vs IPVS kube-proxy (values published as charts only)",
 		Date: "2025-02-28",
 	}
 	srcLabLesson = Source{
 		Citation: "kpath lab lesson (../shared/docs/dependencies.md)",
-		Setup: "kube-proxy rules for thousands of Services loaded into a network namespace on the kpath build machine " +
-			"(2 cores); new-connection latency vs number of Service rules, iptables mode vs nftables mode",
-		Date: "2026-11",
+		Setup: "recorded lesson: \"iptables mode added ~16 ns per Service rule to every new connection, nftables " +
+			"stayed flat\", measured with kube-proxy rules for thousands of Services in the kpath lab's network " +
+			"namespaces on a machine like the 2-core build machine (the lesson does not record the exact setup)",
 	}
 )
 
@@ -99,8 +100,9 @@ func buildDefault() Model {
 			Value:   20720 * time.Nanosecond,
 			Quality: QualityDerived,
 			Source: withDerivation(srcDaoCloud, "(pod↔pod same node 103.71 − pod↔own node 62.27) ÷ 2 = 20.72 µs: one extra "+
-				"veth crossing plus host routing and iptables, per direction. Cross-check: (pod↔pod across nodes 195.61 − "+
-				"node↔node 113.27) ÷ 4 = 20.59 µs"),
+				"veth crossing plus the host's forwarding, per direction. Cross-check: (pod↔pod across nodes 195.61 − "+
+				"node↔node 113.27) ÷ 4 = 20.59 µs. Noise: same-node pod↔pod, a path the Calico modes share, reads "+
+				"91.44–104.82 µs across modes, so expect several µs either way"),
 		},
 		BridgeHopCost: Constant{
 			Value:   5 * time.Microsecond,
@@ -135,9 +137,11 @@ func buildDefault() Model {
 			Source: Source{
 				Citation: "WireGuard performance page; Cilium CNI performance benchmark (encryption section)",
 				URL:      "https://www.wireguard.com/performance/",
-				Setup: "wireguard.com: ping through the tunnel ~0.4 ms on Core i7 laptops over 1 GbE, Linux 4.6.1, " +
-					"ChaCha20-Poly1305 (the page calls these benchmarks \"old, crusty, and not super well conducted\"); " +
-					"no unencrypted baseline is published, so the tunnel's share cannot be isolated",
+				Setup: "wireguard.com: iperf3 and ping between Core i7-3820QM and i7-5200U laptops over Intel 1 GbE, " +
+					"Linux 4.6.1, ChaCha20-Poly1305 (the page calls these benchmarks \"old, crusty, and not super well " +
+					"conducted\"); its ping chart is summarized elsewhere as ~0.4 ms through the tunnel (the stored copy " +
+					"kpath consulted did not include the chart's numbers), and no unencrypted baseline is published, so " +
+					"the tunnel's share cannot be isolated",
 				Derivation: "at least a UDP encapsulation (vxlan_encap, 39.8 µs on 2012-era Xeons) plus one AEAD seal/open " +
 					"of a small packet per direction: 50 µs: calibrate (the kpath lab kernel has no wireguard)",
 			},
@@ -149,7 +153,8 @@ func buildDefault() Model {
 				Citation: "Cilium CNI performance benchmark, \"Wireguard vs IPsec\"",
 				URL:      "https://docs.cilium.io/en/stable/operations/performance/benchmark/",
 				Setup: "netperf TCP_RR, Cilium 1.9.6, AMD Ryzen 9 3950X, Intel E810 100 GbE back-to-back, Linux 5.10: " +
-					"\"IPsec is outperforming Wireguard\" in request/response rate (AES-NI); numbers published as charts only",
+					"\"IPsec is outperforming Wireguard\" in request/response rate (the page suggests AES-NI use by IPsec " +
+					"as the likely reason); numbers published as charts only",
 				Derivation: "kept slightly below wireguard (45 vs 50 µs) to keep the published order: calibrate (the kpath " +
 					"lab kernel has no IPsec ESP)",
 			},
