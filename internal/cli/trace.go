@@ -12,7 +12,7 @@ import (
 
 func newTraceCmd(g *globals) *cobra.Command {
 	var proto, libc string
-	var all bool
+	var all, rules bool
 	cmd := &cobra.Command{
 		Use:   "trace FROM TO",
 		Short: "Follow one packet from FROM to TO: DNS, Service translation, routing, policy — hop by hop, with a verdict",
@@ -46,7 +46,7 @@ Exit code: 0 delivered, 3 dropped, 4 rejected, 5 unknown (1 tool error, 2 usage)
 				return &exitError{ExitError, err}
 			}
 			attachPolicy(eng, snap)
-			opt := trace.Options{Protocol: p, Libc: dns.Libc(libc)}
+			opt := trace.Options{Protocol: p, Libc: dns.Libc(libc), Rules: rules}
 			var js []*trace.Journey
 			if all {
 				js, err = eng.TraceAll(args[0], args[1], opt)
@@ -81,6 +81,7 @@ Exit code: 0 delivered, 3 dropped, 4 rejected, 5 unknown (1 tool error, 2 usage)
 	}
 	cmd.Flags().StringVar(&proto, "proto", "tcp", "protocol: tcp|udp|sctp")
 	cmd.Flags().BoolVar(&all, "all-backends", false, "walk every backend the Service could pick, one journey each")
+	cmd.Flags().BoolVar(&rules, "rules", false, "show, under each Service translation, the walk through the node's rendered kube-proxy rules, rule by rule")
 	cmd.Flags().StringVar(&libc, "libc", "", "the source's resolver: glibc|musl (default: musl for Alpine images, else glibc)")
 	return cmd
 }
