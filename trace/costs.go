@@ -1,47 +1,30 @@
 package trace
 
-// Costs is the latency model the engine reads. DefaultCosts is replaced by the latency package's cited model.
-type Costs interface {
-	DNSQuery() Estimate
-	DNSNXDomain() Estimate
-	Veth() Estimate
-	Bridge() Estimate
-	IPTablesRules(n int) Estimate
-	NFTablesLookup() Estimate
-	IPVSLookup() Estimate
-	EBPFSocketLB() Estimate
-	Conntrack() Estimate
-	VXLAN() Estimate
-	Geneve() Estimate
-	IPIP() Estimate
-	WireGuard() Estimate
-	IPsec() Estimate
-	Underlay() Estimate
-	Route() Estimate
-}
+import "github.com/kpath/kpath/latency"
 
-type fixedCosts struct{}
+// costs adapts the cited latency model (package latency, docs/latency-model.md) to the steps the engine records.
+type costs struct{ m *latency.Model }
 
-// DefaultCosts is a placeholder until the cited model is wired in.
-func DefaultCosts() Costs { return fixedCosts{} }
+// SetLatencyModel replaces the default model (e.g. with one calibrated by `kpath lab bench`).
+func (e *Engine) SetLatencyModel(m *latency.Model) { e.lat = costs{m} }
 
-func est(ns int64, src string) Estimate { return Estimate{Nanos: ns, Source: src} }
+func conv(e latency.Estimate) Estimate { return Estimate(e) }
 
-func (fixedCosts) DNSQuery() Estimate    { return est(500_000, "dns.query") }
-func (fixedCosts) DNSNXDomain() Estimate { return est(500_000, "dns.nxdomain") }
-func (fixedCosts) Veth() Estimate        { return est(3_000, "veth") }
-func (fixedCosts) Bridge() Estimate      { return est(2_000, "bridge") }
-func (fixedCosts) IPTablesRules(n int) Estimate {
-	return est(int64(n)*16, "iptables.rule×n")
-}
-func (fixedCosts) NFTablesLookup() Estimate { return est(200, "nftables.vmap") }
-func (fixedCosts) IPVSLookup() Estimate     { return est(300, "ipvs.lookup") }
-func (fixedCosts) EBPFSocketLB() Estimate   { return est(100, "ebpf.sock_lb") }
-func (fixedCosts) Conntrack() Estimate      { return est(200, "conntrack") }
-func (fixedCosts) VXLAN() Estimate          { return est(10_000, "vxlan") }
-func (fixedCosts) Geneve() Estimate         { return est(10_000, "geneve") }
-func (fixedCosts) IPIP() Estimate           { return est(6_000, "ipip") }
-func (fixedCosts) WireGuard() Estimate      { return est(30_000, "wireguard") }
-func (fixedCosts) IPsec() Estimate          { return est(40_000, "ipsec") }
-func (fixedCosts) Underlay() Estimate       { return est(50_000, "underlay") }
-func (fixedCosts) Route() Estimate          { return est(300, "route") }
+func (c costs) DNSQuery() Estimate           { return conv(c.m.DNSQuery()) }
+func (c costs) DNSNXDomain() Estimate        { return conv(c.m.DNSNXDomain()) }
+func (c costs) Veth() Estimate               { return conv(c.m.VethHop()) }
+func (c costs) Bridge() Estimate             { return conv(c.m.BridgeHop()) }
+func (c costs) IPTablesRules(n int) Estimate { return conv(c.m.IPTablesRules(n)) }
+func (c costs) NFTablesLookup() Estimate     { return conv(c.m.NFTablesLookup()) }
+func (c costs) IPVSLookup() Estimate         { return conv(c.m.IPVSLookup()) }
+func (c costs) EBPFSocketLB() Estimate       { return conv(c.m.EBPFSocketLB()) }
+func (c costs) Conntrack() Estimate          { return conv(c.m.ConntrackLookup()) }
+func (c costs) VXLAN() Estimate              { return conv(c.m.VXLANEncap()) }
+func (c costs) Geneve() Estimate             { return conv(c.m.GeneveEncap()) }
+func (c costs) IPIP() Estimate               { return conv(c.m.IPIPEncap()) }
+func (c costs) WireGuard() Estimate          { return conv(c.m.WireGuard()) }
+func (c costs) IPsec() Estimate              { return conv(c.m.IPsec()) }
+func (c costs) Underlay() Estimate           { return conv(c.m.Underlay()) }
+
+// Route: a FIB lookup is part of every forwarding hop's cost in the model; it is not counted separately.
+func (c costs) Route() Estimate { return Estimate{} }

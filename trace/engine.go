@@ -13,6 +13,7 @@ import (
 	"github.com/kpath/kpath/cluster"
 	"github.com/kpath/kpath/dns"
 	"github.com/kpath/kpath/kubeproxy"
+	"github.com/kpath/kpath/latency"
 	"github.com/kpath/kpath/packet"
 )
 
@@ -34,7 +35,7 @@ type Options struct {
 type Engine struct {
 	snap    *cluster.Snapshot
 	prof    *cluster.Profile
-	lat     Costs
+	lat     costs
 	dnsSrv  *dns.Server
 	dnsWhy  string
 	kubelet dns.Kubelet
@@ -47,7 +48,7 @@ type Engine struct {
 
 // New prepares an engine: parses the CoreDNS Corefile (or assumes kubeadm's default and says so).
 func New(snap *cluster.Snapshot) (*Engine, error) {
-	e := &Engine{snap: snap, prof: &snap.Profile, lat: DefaultCosts(), kp: map[string]*kubeproxy.Index{}}
+	e := &Engine{snap: snap, prof: &snap.Profile, lat: costs{latency.Default()}, kp: map[string]*kubeproxy.Index{}}
 	corefile, why := defaultCorefile, "no kube-system/coredns ConfigMap: assumed kubeadm's default Corefile"
 	if cm := snap.ConfigMap("kube-system", "coredns"); cm != nil && cm.Data["Corefile"] != "" {
 		corefile, why = cm.Data["Corefile"], "Corefile from ConfigMap kube-system/coredns"
