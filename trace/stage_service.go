@@ -58,6 +58,7 @@ func (r *run) serviceStage(n *corev1.Node, choice int, inSocket bool) bool {
 		r.step(Step{Layer: LayerKubeProxy, Action: ActionAllow, Object: obj, Rule: rule, Why: why, LatencyEstimate: cost})
 		return true
 	case kubeproxy.VerdictReject:
+		why += r.notReadyDetail(res.Service)
 		r.step(Step{Layer: LayerKubeProxy, Action: ActionReject, Object: obj, Rule: rule, Why: why, LatencyEstimate: cost})
 		r.block(LayerKubeProxy, obj, why)
 		r.finish(Rejected, why)
@@ -208,3 +209,45 @@ func (r *run) nodeLocalDNS(n *corev1.Node) bool {
 }
 
 var _ = netip.Addr{}
+
+// notReadyDetail explains an endpoint-less Service from its EndpointSlices and pods: which endpoints exist and why
+// none is ready.
+func (r *run) notReadyDetail(spn string) string {
+	nsName, _, _ := strings.Cut(spn, ":")
+	ns, name, ok := strings.Cut(nsName, "/")
+	if !ok {
+		return ""
+	}
+	svc := r.e.snap.Service(ns, name)
+	if svc == nil {
+		return ""
+	}
+	var parts []string
+	total := 0
+	for _, sl := range r.e.snap.SlicesFor(ns, name) {
+		for _, ep := range sl.Endpoints {
+			total++
+			if len(parts) >= 3 || ep.TargetRef == nil {
+				continue
+			}
+			p := r.e.snap.Pod(ep.TargetRef.Namespace, ep.TargetRef.Name)
+			if p == nil {
+				continue
+			}
+			state := string(p.Status.Phase)
+			for _, cs := range p.Status.ContainerStatuses {
+				if cs.State.Waiting != nil && cs.State.Waiting.Reason != "" {
+					state = cs.State.Waiting.Reason
+				}
+			}
+			parts = append(parts, fmt.Sprintf("%s is %s, not Ready", p.Name, state))
+		}
+	}
+	if total == 0 {
+		if len(svc.Spec.Selector) == 0 {
+			return " (the Service has no selector and no EndpointSlice names an endpoint)"
+		}
+		return fmt.Sprintf(" (selector %v matches no running pod)", svc.Spec.Selector)
+	}
+	return fmt.Sprintf(" (%d endpoint(s), none ready: %s)", total, strings.Join(parts, "; "))
+}
