@@ -221,7 +221,7 @@ func checkConnlist(t *testing.T, s *cluster.Snapshot, want string) {
 		}
 	}
 	// External addresses: compare on every atom of the address space cut at our CIDR boundaries and theirs.
-	cuts := e.cidrBoundaries()
+	cuts := e.CIDRBoundaries()
 	for _, exps := range [](map[string][]extExpect){extIn, extOut} {
 		for _, xs := range exps {
 			for _, x := range xs {
@@ -266,27 +266,6 @@ func checkConnlist(t *testing.T, s *cluster.Snapshot, want string) {
 			}
 		}
 	}
-}
-
-// cidrBoundaries lists the first address of every CIDR and except range the policies name, and the address after
-// each: the places where verdicts for external addresses can change.
-func (e *Engine) cidrBoundaries() []netip.Addr {
-	var out []netip.Addr
-	add := func(p netip.Prefix) {
-		out = append(out, p.Masked().Addr())
-		if last := lastAddr(p); last.Next().IsValid() {
-			out = append(out, last.Next())
-		}
-	}
-	for _, ps := range e.peers {
-		for _, c := range ps.cidrs {
-			add(c)
-		}
-		for _, c := range ps.except {
-			add(c)
-		}
-	}
-	return out
 }
 
 // atomStarts returns the sorted distinct cut points within fam's address family, starting with the family's first

@@ -31,6 +31,8 @@ type Classes struct {
 	ports []int32   // container-port table id per class
 	grps  []group
 	cache map[cacheKey]ConnSet
+	// members lists, per peer id, the classes that match it (built on first use).
+	members [][]int32
 }
 
 type group struct {
@@ -339,4 +341,40 @@ func (c *Classes) dirConns(g int32, peer int32, dst *corev1.Pod) ConnSet {
 	}, false, dst)
 	c.cache[k] = v
 	return v
+}
+
+// IngressCandidates returns the source classes that can have any connection to class dst, or all=true when every
+// class can (dst is not isolated for ingress, or an admin/baseline tier or a match-all rule applies). A class not
+// returned is denied by dst's NetworkPolicies: they isolate dst and none of their peers matches it.
+func (c *Classes) IngressCandidates(dst int32) (cands []int32, all bool) {
+	g := c.in[dst]
+	if g < 0 {
+		return nil, true
+	}
+	gr := &c.grps[g]
+	if gr.any || len(gr.a.admin) > 0 || len(gr.a.baseline) > 0 {
+		return nil, true
+	}
+	if c.members == nil {
+		c.members = make([][]int32, len(c.e.peers))
+		for cls, sig := range c.sigs {
+			for _, id := range sig {
+				c.members[id] = append(c.members[id], int32(cls))
+			}
+		}
+	}
+	if len(gr.refs) == 1 {
+		return c.members[gr.refs[0]], false
+	}
+	seen := map[int32]bool{}
+	for _, id := range gr.refs {
+		for _, cls := range c.members[id] {
+			if !seen[cls] {
+				seen[cls] = true
+				cands = append(cands, cls)
+			}
+		}
+	}
+	sort.Slice(cands, func(i, j int) bool { return cands[i] < cands[j] })
+	return cands, false
 }

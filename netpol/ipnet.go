@@ -17,3 +17,25 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	a, _ := netip.AddrFromSlice(b)
 	return a
 }
+
+// CIDRBoundaries lists the first address of every CIDR and except range the policies name, and the address after
+// each: the places where verdicts for external addresses can change.
+func (e *Engine) CIDRBoundaries() []netip.Addr {
+	var out []netip.Addr
+	add := func(p netip.Prefix) {
+		out = append(out, p.Masked().Addr())
+		if last := lastAddr(p); last.Next().IsValid() {
+			out = append(out, last.Next())
+		}
+	}
+	for _, ps := range e.peers {
+		for _, c := range ps.cidrs {
+			add(c)
+		}
+		for _, c := range ps.except {
+			add(c)
+		}
+	}
+	return out
+}
+
