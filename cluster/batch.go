@@ -15,8 +15,14 @@ import (
 // batches, and their results replayed into the sink in the order they were read. Anything that decodes directly
 // must flush first.
 type batcher struct {
-	s    sink
+	s        sink
+	jobs     []*job
+	inflight *inflight // the previous batch, decoding while the reader scans the next
+}
+
+type inflight struct {
 	jobs []*job
+	done chan struct{}
 }
 
 type job struct {
@@ -33,16 +39,50 @@ const batchSize = 256
 func (b *batcher) add(data []byte, isYAML bool, loc Location, onPending func(pendingItem)) {
 	b.jobs = append(b.jobs, &job{data: data, yaml: isYAML, loc: loc, onPending: onPending})
 	if len(b.jobs) >= batchSize {
-		b.flush()
+		b.launch()
 	}
 }
 
-func (b *batcher) flush() {
+// launch starts decoding the queued batch in the background, first delivering the batch before it (so results
+// reach the sink in input order and at most two batches are held).
+func (b *batcher) launch() {
+	b.wait()
 	if len(b.jobs) == 0 {
 		return
 	}
-	jobs := b.jobs
+	fl := &inflight{jobs: b.jobs, done: make(chan struct{})}
 	b.jobs = nil
+	b.inflight = fl
+	go func() {
+		defer close(fl.done)
+		decodeAll(fl.jobs)
+	}()
+}
+
+// wait delivers the in-flight batch, if any.
+func (b *batcher) wait() {
+	fl := b.inflight
+	if fl == nil {
+		return
+	}
+	<-fl.done
+	b.inflight = nil
+	for _, j := range fl.jobs {
+		if j.pending != nil {
+			j.onPending(*j.pending)
+			continue
+		}
+		j.out.replay(b.s)
+	}
+}
+
+// flush decodes and delivers everything queued.
+func (b *batcher) flush() {
+	b.launch()
+	b.wait()
+}
+
+func decodeAll(jobs []*job) {
 	workers := min(runtime.GOMAXPROCS(0), len(jobs))
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -60,13 +100,6 @@ func (b *batcher) flush() {
 		}()
 	}
 	wg.Wait()
-	for _, j := range jobs {
-		if j.pending != nil {
-			j.onPending(*j.pending)
-			continue
-		}
-		j.out.replay(b.s)
-	}
 }
 
 func (j *job) run() {

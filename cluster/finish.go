@@ -19,7 +19,7 @@ func (b *builder) finish() {
 
 	s.Namespaces = sortedValues(b.namespaces)
 	s.Nodes = sortedValues(b.nodes)
-	s.Pods = sortedValues(b.pods)
+	s.Pods = b.podList()
 	s.Services = sortedValues(b.services)
 	s.EndpointSlices = sortedValues(b.slices)
 	s.Endpoints = sortedValues(b.endpoints)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -41,7 +42,7 @@ func Load(sources []Source, opts Options) (*Snapshot, error) {
 	start := time.Now()
 	// Loading allocates a lot of short-lived garbage (JSON text, decoder state) next to a growing long-lived
 	// snapshot; a less eager collector roughly halves GC time without raising the retained heap.
-	defer debug.SetGCPercent(debug.SetGCPercent(300))
+	defer relaxGC()()
 	if opts.DefaultNamespace == "" {
 		opts.DefaultNamespace = "default"
 	}
@@ -109,6 +110,7 @@ type builder struct {
 	cronJobs     map[string]*batchv1.CronJob
 
 	notK8s     int            // items in the current run of non-Kubernetes objects
+	podsSorted []*corev1.Pod  // b.pods in namespace/name order, valid while len matches
 	synthIndex map[Ref]string // synthesized object → what it came from
 	podsByNS   map[string][]*corev1.Pod
 }
@@ -391,3 +393,44 @@ func resolveLines(src Source, diags []Diagnostic) {
 }
 
 var _ io.Reader
+
+// podList returns the pods in namespace/name order, sorting only when pods were added since the last call.
+func (b *builder) podList() []*corev1.Pod {
+	if len(b.podsSorted) != len(b.pods) {
+		b.podsSorted = sortedValues(b.pods)
+	}
+	return b.podsSorted
+}
+
+// relaxGC lets the heap grow during a load instead of collecting every time it doubles: loading makes mostly
+// short-lived garbage (JSON text, decoder state) beside a growing snapshot, and frequent collections would rescan
+// that snapshot again and again. A soft memory limit (half of available memory, at least 1 GiB) still bounds the
+// heap. The returned function restores the previous settings.
+func relaxGC() func() {
+	limit := int64(1 << 30)
+	if avail := memAvailable(); avail/2 > limit {
+		limit = avail / 2
+	}
+	prevLimit := debug.SetMemoryLimit(limit)
+	prevPct := debug.SetGCPercent(1000)
+	return func() {
+		debug.SetGCPercent(prevPct)
+		debug.SetMemoryLimit(prevLimit)
+	}
+}
+
+// memAvailable reads MemAvailable from /proc/meminfo (0 when unknown).
+func memAvailable() int64 {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			var kb int64
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+			return kb << 10
+		}
+	}
+	return 0
+}

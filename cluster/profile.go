@@ -604,7 +604,7 @@ func (b *builder) detectMesh(ev func(string, string, string, Ref, string)) {
 		}
 	}
 	seenPodMesh := map[Mesh]bool{}
-	for _, pod := range sortedValues(b.pods) {
+	for _, pod := range b.podList() {
 		for _, c := range append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
 			var m Mesh
 			switch c.Name {

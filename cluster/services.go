@@ -272,7 +272,7 @@ func (b *builder) buildSlices() {
 	}
 	// Pods per namespace, sorted, for selector matching.
 	podsByNS := map[string][]*corev1.Pod{}
-	for _, p := range sortedValues(b.pods) {
+	for _, p := range b.podList() {
 		podsByNS[p.Namespace] = append(podsByNS[p.Namespace], p)
 	}
 	for _, s := range sortedValues(b.services) {

@@ -2,7 +2,8 @@ package cluster
 
 import (
 	"fmt"
-	"sort"
+	"slices"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -176,13 +177,24 @@ type KindCount struct {
 }
 
 func sortByKey[T metav1.Object](xs []T) {
-	sort.Slice(xs, func(i, j int) bool {
-		a, b := xs[i], xs[j]
-		if a.GetNamespace() != b.GetNamespace() {
-			return a.GetNamespace() < b.GetNamespace()
+	// Read the keys once: interface calls inside the comparison dominate sorting 150,000 pods otherwise.
+	type keyed struct {
+		ns, name string
+		v        T
+	}
+	ks := make([]keyed, len(xs))
+	for i, x := range xs {
+		ks[i] = keyed{x.GetNamespace(), x.GetName(), x}
+	}
+	slices.SortFunc(ks, func(a, b keyed) int {
+		if c := strings.Compare(a.ns, b.ns); c != 0 {
+			return c
 		}
-		return a.GetName() < b.GetName()
+		return strings.Compare(a.name, b.name)
 	})
+	for i := range ks {
+		xs[i] = ks[i].v
+	}
 }
 
 func refOf(kind string, m metav1.Object) Ref {

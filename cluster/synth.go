@@ -352,7 +352,7 @@ func (b *builder) capReplicas(ref Ref, n int) int {
 
 func (b *builder) synthWorkloadPods() {
 	b.podsByNS = map[string][]*corev1.Pod{}
-	for _, p := range sortedValues(b.pods) {
+	for _, p := range b.podList() {
 		b.podsByNS[p.Namespace] = append(b.podsByNS[p.Namespace], p)
 	}
 	// Deployments → ReplicaSets (when none is given for them).
@@ -641,7 +641,7 @@ func (b *builder) placePods() {
 	nodes := sortedValues(b.nodes)
 	// Nodes interleaved by zone, so consecutive replicas land in different zones where possible.
 	order := interleaveZones(nodes)
-	pods := sortedValues(b.pods)
+	pods := b.podList()
 
 	// IPs already taken, per node pod CIDR.
 	used := map[netip.Addr]bool{}
