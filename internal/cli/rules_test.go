@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -429,6 +430,45 @@ func TestGoldenRulesAreAcceptedByTheRealTools(t *testing.T) {
 			if out, err := exec.CommandContext(ctx, "ip", argv...).CombinedOutput(); err != nil {
 				t.Errorf("%s rejected %s: %v\n%s", strings.Join(tc.argv, " "), tc.file, err, out)
 			}
+		})
+	}
+}
+
+// docs/rules.md quotes the golden files; every quoted block must still match them (lines starting with "$ " are
+// the command, "kpath: " the stderr summary, "…" marks omitted lines).
+func TestRulesDocMatchesGoldens(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "rules.md"))
+	if err != nil {
+		t.Fatalf("reading docs/rules.md: %v", err)
+	}
+	blocks := regexp.MustCompile("(?s)<!-- golden: (\\S+) -->\n```text\n(.*?)\n```").FindAllStringSubmatch(string(doc), -1)
+	if len(blocks) < 8 {
+		t.Fatalf("docs/rules.md quotes %d golden blocks, want at least 8", len(blocks))
+	}
+	for _, b := range blocks {
+		t.Run("docs quote "+b[1]+" faithfully", func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join(rulesData, b[1]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden := "\n" + string(data)
+			var chunk []string
+			check := func() {
+				if len(chunk) > 0 && !strings.Contains(golden, "\n"+strings.Join(chunk, "\n")+"\n") {
+					t.Errorf("docs/rules.md quotes lines that are not (contiguous) in %s:\n%s", b[1], strings.Join(chunk, "\n"))
+				}
+				chunk = chunk[:0]
+			}
+			for _, l := range strings.Split(b[2], "\n") {
+				switch {
+				case strings.HasPrefix(l, "$ ") || strings.HasPrefix(l, "kpath: "):
+				case l == "…":
+					check()
+				default:
+					chunk = append(chunk, l)
+				}
+			}
+			check()
 		})
 	}
 }
