@@ -68,6 +68,7 @@ func New(snap *cluster.Snapshot) (*Engine, error) {
 		return nil, fmt.Errorf("CoreDNS model: %w", err)
 	}
 	e.dnsWhy = why
+	e.pol = &netpolEvaluator{e: e}
 	clusterDNS := ""
 	if snap.Profile.ClusterDNS.IsValid() {
 		clusterDNS = snap.Profile.ClusterDNS.String()

@@ -56,7 +56,7 @@ func (r *run) policyStep(p *corev1.Pod, dir string) bool {
 				r.pendingDeny = true
 				return true
 			}
-			r.finish(Dropped, "dropped by policy")
+			r.finish(Dropped, fmt.Sprintf("dropped at %s's %s by policy: %s", podRef(p), dir, d.Why))
 			return false
 		case "unknown":
 			r.finish(Unknown, d.Why)
