@@ -38,4 +38,3 @@ func (e *Engine) CIDRBoundaries() []netip.Addr {
 	}
 	return out
 }
-

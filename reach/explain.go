@@ -11,8 +11,8 @@ import (
 	"github.com/kpath/kpath/netpol"
 )
 
-// Check is the decision for one port of an explained pair.
-type Check struct {
+// PortCheck is the decision for one port of an explained pair.
+type PortCheck struct {
 	Port     int32           `json:"port"`
 	Protocol corev1.Protocol `json:"protocol"`
 	Decision netpol.Decision `json:"decision"`
@@ -27,8 +27,8 @@ type Explanation struct {
 	// Conns is every allowed connection, in netpol-analyzer's notation ("TCP 8080", "All Connections").
 	Conns string `json:"conns"`
 	// Checks decides each port of interest: the --ports given, else the destination's container ports.
-	Checks []Check   `json:"checks"`
-	Notes  []string  `json:"notes,omitempty"`
+	Checks []PortCheck `json:"checks"`
+	Notes  []string    `json:"notes,omitempty"`
 	conns  netpol.ConnSet
 }
 
@@ -133,7 +133,7 @@ func Explain(eng *netpol.Engine, src, dst string, ports netpol.ConnSet) (*Explan
 	}
 	for _, w := range want {
 		d := eng.Evaluate(netpol.Conn{Src: a, Dst: b, Port: w.port, Protocol: w.proto})
-		x.Checks = append(x.Checks, Check{Port: w.port, Protocol: w.proto, Decision: d})
+		x.Checks = append(x.Checks, PortCheck{Port: w.port, Protocol: w.proto, Decision: d})
 	}
 	if a.Kind == netpol.PeerHost || b.Kind == netpol.PeerHost {
 		x.Notes = append(x.Notes, "a host-network endpoint is involved: policy sees its node's address")

@@ -109,7 +109,10 @@ Start with the demo:
 			switch g.output {
 			case "", "text", "json", "yaml":
 			default:
-				return usageErr("-o %s: want text, json or yaml", g.output)
+				// reach renders more formats and checks -o itself; every other command stays strict.
+				if cmd.Name() != "reach" {
+					return usageErr("-o %s: want text, json or yaml", g.output)
+				}
 			}
 			if err := g.overrides.Validate(); err != nil {
 				return usageErr("%v", err)
@@ -134,7 +137,7 @@ Start with the demo:
 	pf.StringVar(&g.overrides.PodCIDR, "pod-cidr", "", "override the cluster pod CIDR(s), comma-separated")
 	pf.StringVar(&g.overrides.ServiceCIDR, "service-cidr", "", "override the service CIDR(s), comma-separated")
 
-	root.AddCommand(newVersionCmd(g), newInspectCmd(g), newGenCmd(g), newTraceCmd(g), newRulesCmd(g))
+	root.AddCommand(newVersionCmd(g), newInspectCmd(g), newGenCmd(g), newTraceCmd(g), newRulesCmd(g), newReachCmd(g), newCheckCmd(g))
 	return root
 }
 
