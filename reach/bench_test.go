@@ -54,3 +54,39 @@ func BenchmarkMatrix(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkExplain measures one pair's explanation on the large cluster (engine built once, as the CLI and the
+// trace engine do): name resolution, every allowed connection, and a full decision per destination port.
+func BenchmarkExplain(b *testing.B) {
+	sz := benchSizes[1]
+	if testing.Short() {
+		sz = benchSizes[0]
+	}
+	s := genSnapshot(b, sz.o)
+	e := netpol.New(s)
+	// a pair in one application namespace: the first two workloads of the namespace of the 1000th pod
+	p := s.Pods[len(s.Pods)/2]
+	pods := s.PodsIn(p.Namespace)
+	src, dst := pods[0], pods[len(pods)-1]
+	for b.Loop() {
+		if _, err := Explain(e, src.Namespace+"/"+src.Name, dst.Namespace+"/"+dst.Name, netpol.ConnSet{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEvaluate measures one Evaluate call (the trace engine's per-hop policy step) on the large cluster.
+func BenchmarkEvaluate(b *testing.B) {
+	sz := benchSizes[1]
+	if testing.Short() {
+		sz = benchSizes[0]
+	}
+	s := genSnapshot(b, sz.o)
+	e := netpol.New(s)
+	p := s.Pods[len(s.Pods)/2]
+	pods := s.PodsIn(p.Namespace)
+	a, c := netpol.PodPeer(s, pods[0]), netpol.PodPeer(s, pods[len(pods)-1])
+	for b.Loop() {
+		e.Evaluate(netpol.Conn{Src: a, Dst: c, Port: 8080, Protocol: "TCP"})
+	}
+}
