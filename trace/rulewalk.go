@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -165,13 +166,17 @@ func vethName(cni cluster.CNI, p *corev1.Pod) string {
 	return fmt.Sprintf("%s%08x", prefix, uint32(hashPick(1<<31, podRef(p))))
 }
 
-// ruleCache keeps each node's parsed ruleset for the lifetime of whatever holds it. The engine does not hold one
-// yet (see the report on issue 4): until it does, every walk renders and parses the node's rules afresh.
+// ruleCache keeps each node's parsed ruleset for the lifetime of whatever holds it; safe for concurrent use (a
+// parsed Ruleset is read-only during Eval). The engine does not hold one yet (see the report on issue 4): until an
+// Engine field `rules ruleCache` exists, every walk renders and parses the node's rules afresh.
 type ruleCache struct {
-	m map[string]*NodeRules
+	mu sync.Mutex
+	m  map[string]*NodeRules
 }
 
 func (c *ruleCache) get(snap *cluster.Snapshot, n *corev1.Node) (*NodeRules, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if nr, ok := c.m[n.Name]; ok {
 		return nr, nil
 	}
@@ -186,7 +191,8 @@ func (c *ruleCache) get(snap *cluster.Snapshot, n *corev1.Node) (*NodeRules, err
 	return nr, nil
 }
 
-// nodeRules returns node n's parsed ruleset.
+// nodeRules returns node n's parsed ruleset. With an Engine field `rules ruleCache` this becomes
+// `return e.rules.get(e.snap, n)` and each node is rendered and parsed once per engine.
 func (e *Engine) nodeRules(n *corev1.Node) (*NodeRules, error) {
 	var c ruleCache
 	return c.get(e.snap, n)
