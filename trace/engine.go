@@ -40,7 +40,8 @@ type Engine struct {
 	dnsWhy  string
 	kubelet dns.Kubelet
 
-	pol PolicyEvaluator
+	pol   PolicyEvaluator
+	rules ruleCache // kube-proxy rulesets per node, for --rules
 
 	mu sync.Mutex
 	kp map[string]*kubeproxy.Index

@@ -166,9 +166,8 @@ func vethName(cni cluster.CNI, p *corev1.Pod) string {
 	return fmt.Sprintf("%s%08x", prefix, uint32(hashPick(1<<31, podRef(p))))
 }
 
-// ruleCache keeps each node's parsed ruleset for the lifetime of whatever holds it; safe for concurrent use (a
-// parsed Ruleset is read-only during Eval). The engine does not hold one yet (see the report on issue 4): until an
-// Engine field `rules ruleCache` exists, every walk renders and parses the node's rules afresh.
+// ruleCache keeps each node's parsed ruleset for the engine's lifetime; safe for concurrent use (a parsed Ruleset
+// is read-only during Eval).
 type ruleCache struct {
 	mu sync.Mutex
 	m  map[string]*NodeRules
@@ -191,12 +190,8 @@ func (c *ruleCache) get(snap *cluster.Snapshot, n *corev1.Node) (*NodeRules, err
 	return nr, nil
 }
 
-// nodeRules returns node n's parsed ruleset. With an Engine field `rules ruleCache` this becomes
-// `return e.rules.get(e.snap, n)` and each node is rendered and parsed once per engine.
-func (e *Engine) nodeRules(n *corev1.Node) (*NodeRules, error) {
-	var c ruleCache
-	return c.get(e.snap, n)
-}
+// nodeRules returns node n's parsed ruleset, rendered and parsed once per engine.
+func (e *Engine) nodeRules(n *corev1.Node) (*NodeRules, error) { return e.rules.get(e.snap, n) }
 
 // ruleWalk returns, when Options.Rules is set, the rule-by-rule walk of the packet through the ruleset kube-proxy
 // would program on node n, as a nested journey of netfilter steps. Nil otherwise.
