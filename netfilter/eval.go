@@ -852,7 +852,9 @@ func (w *walker) value(b *branch, s Selector) (v Val, present bool, unknown stri
 		v = intVal(st)
 	case FieldIifName:
 		if h == HookOutput || (h == HookPostrouting && b.local) {
-			return v, false, ""
+			// The kernel's meta iifname stores an empty name when there is no input device (nft_meta_store_ifname
+			// zero-fills), so `iifname != "docker0"` (iptables `! -i docker0`) matches here and `iifname "x"` does not.
+			return Val{Kind: ValStr}, true, ""
 		}
 		if p.Iif == "" {
 			return v, false, "the packet's input interface is not given (iif)"
@@ -860,7 +862,7 @@ func (w *walker) value(b *branch, s Selector) (v Val, present bool, unknown stri
 		v = Val{Kind: ValStr, S: p.Iif}
 	case FieldOifName:
 		if h == HookPrerouting || h == HookInput {
-			return v, false, ""
+			return Val{Kind: ValStr}, true, "" // no output device yet: an empty name, as for iifname above
 		}
 		if p.Oif == "" {
 			return v, false, "the output interface is not known (give oif or node routes)"
