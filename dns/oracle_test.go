@@ -3,6 +3,7 @@ package dns
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/kpath/kpath/internal/oracle"
 	"os"
 	"path/filepath"
 	"sort"
@@ -11,28 +12,7 @@ import (
 )
 
 // oraclesDir finds <repo root>/../shared/oracles (or $KPATH_ORACLES) and skips the test when it is absent.
-func oraclesDir(t testing.TB) string {
-	t.Helper()
-	if d := os.Getenv("KPATH_ORACLES"); d != "" {
-		return d
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatalf("getwd: %v", err)
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			o := filepath.Join(filepath.Dir(d), "shared", "oracles")
-			if _, err := os.Stat(o); err != nil {
-				t.Skipf("oracle directory %s not present (set KPATH_ORACLES to run the oracle tests)", o)
-			}
-			return o
-		}
-		if filepath.Dir(d) == d {
-			t.Skip("no go.mod above the test directory: cannot locate ../shared/oracles (set KPATH_ORACLES)")
-		}
-	}
-}
+func oraclesDir(t testing.TB) string { t.Helper(); return oracle.Dir(t) }
 
 func readOracleJSON(t testing.TB, rel string, v any) {
 	t.Helper()

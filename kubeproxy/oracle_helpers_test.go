@@ -3,6 +3,7 @@ package kubeproxy
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/kpath/kpath/internal/oracle"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -17,30 +18,7 @@ import (
 
 // oracleDir returns <repo root>/../shared/oracles/kube-proxy (or $KPATH_ORACLES/kube-proxy),
 // skipping the test when it is absent.
-func oracleDir(t testing.TB) string {
-	t.Helper()
-	base := os.Getenv("KPATH_ORACLES")
-	if base == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			t.Fatalf("getwd: %v", err)
-		}
-		for dir := wd; ; dir = filepath.Dir(dir) {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				base = filepath.Join(dir, "..", "shared", "oracles")
-				break
-			}
-			if filepath.Dir(dir) == dir {
-				t.Skip("no go.mod above the test directory; set KPATH_ORACLES")
-			}
-		}
-	}
-	dir := filepath.Join(base, "kube-proxy")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("kube-proxy oracle not found at %s (set KPATH_ORACLES): %v", dir, err)
-	}
-	return dir
-}
+func oracleDir(t testing.TB) string { t.Helper(); return oracle.Dir(t, "kube-proxy") }
 
 type oracleFlow struct {
 	Name     string `json:"name"`

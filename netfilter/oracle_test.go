@@ -2,6 +2,7 @@ package netfilter
 
 import (
 	"encoding/json"
+	"github.com/kpath/kpath/internal/oracle"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -12,28 +13,7 @@ import (
 )
 
 // oraclesDir finds <repo root>/../shared/oracles (or $KPATH_ORACLES) and skips the test when it is absent.
-func oraclesDir(t testing.TB) string {
-	t.Helper()
-	if d := os.Getenv("KPATH_ORACLES"); d != "" {
-		return d
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			o := filepath.Join(d, "..", "shared", "oracles")
-			if _, err := os.Stat(o); err != nil {
-				t.Skipf("oracles not found at %s (set KPATH_ORACLES)", o)
-			}
-			return o
-		}
-		if filepath.Dir(d) == d {
-			t.Skip("repository root (go.mod) not found; set KPATH_ORACLES")
-		}
-	}
-}
+func oraclesDir(t testing.TB) string { t.Helper(); return oracle.Dir(t) }
 
 type kpFlow struct {
 	Name     string `json:"name"`

@@ -2,6 +2,7 @@ package capture
 
 import (
 	"encoding/json"
+	"github.com/kpath/kpath/internal/oracle"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,28 +10,7 @@ import (
 )
 
 // oraclesDir returns <repo root>/../shared/oracles (or $KPATH_ORACLES), skipping the test when absent.
-func oraclesDir(t *testing.T) string {
-	t.Helper()
-	if d := os.Getenv("KPATH_ORACLES"); d != "" {
-		return d
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			o := filepath.Join(d, "..", "shared", "oracles")
-			if _, err := os.Stat(o); err != nil {
-				t.Skipf("oracle data not found at %s (set KPATH_ORACLES to the oracles directory)", o)
-			}
-			return o
-		}
-		if filepath.Dir(d) == d {
-			t.Skip("repository root (go.mod) not found; set KPATH_ORACLES")
-		}
-	}
-}
+func oraclesDir(t *testing.T) string { t.Helper(); return oracle.Dir(t) }
 
 func readOracle(t *testing.T, parts ...string) string {
 	t.Helper()
