@@ -3,6 +3,7 @@ package kubeproxy
 import (
 	"io"
 	"net/netip"
+	"strconv"
 	"testing"
 )
 
@@ -57,4 +58,49 @@ func BenchmarkTranslate(b *testing.B) {
 			}
 		})
 	}
+}
+
+// NewShared parses the objects once for every node (compare NewIndex, which also categorises).
+func BenchmarkNewShared10kServices100kEndpoints(b *testing.B) {
+	svcs, slices := synthCluster(10000, 10)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := NewShared(ModeNFTables, "", svcs, slices); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// A node view of the shared index: "cold" takes a fresh view per packet (node config + the
+// port's categorisation for that node), "warm" reuses one.
+func BenchmarkNodeViewTranslate(b *testing.B) {
+	svcs, slices := synthCluster(10000, 10)
+	sh, err := NewShared(ModeNFTables, "", svcs, slices)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := Flow{Src: netip.MustParseAddr("10.9.9.9"), Dst: netip.MustParseAddr("172.30.39.12"), DstPort: 80}
+	b.Run("cold", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			cfg := synthConfig(ModeNFTables)
+			cfg.NodeName = "node-" + strconv.Itoa(i%20)
+			idx, err := sh.Node(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if r := idx.Translate(f); r.Verdict != VerdictDNAT {
+				b.Fatalf("unexpected verdict %s: %s", r.Verdict, r.Why)
+			}
+		}
+	})
+	b.Run("warm", func(b *testing.B) {
+		idx, _ := sh.Node(synthConfig(ModeNFTables))
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if r := idx.Translate(f); r.Verdict != VerdictDNAT {
+				b.Fatalf("unexpected verdict %s: %s", r.Verdict, r.Why)
+			}
+		}
+	})
 }

@@ -134,7 +134,7 @@ func (idx *Index) RenderIPTables(w io.Writer) error {
 		filterRules.line("-A", iptFirewall, `-m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP`)
 	}
 
-	for _, sp := range idx.Ports {
+	for _, sp := range idx.ServicePorts() {
 		idx.iptServicePort(sp, large, localhostNPs, &filterRules, &natChains, &natRules)
 	}
 

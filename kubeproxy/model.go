@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -65,6 +66,8 @@ type ServicePort struct {
 
 	proto     string // lower-case protocol as in rules
 	spn       string // ServicePortName.String(): "ns/name:port" or "ns/name"
+	id        int    // position in the sorted port list (the key of per-node views)
+	hints     bool   // some endpoint carries topology hints (categorisation depends on node and zone)
 	nftBase   string
 	iptHash   string
 	portLabel string
@@ -137,12 +140,22 @@ type vipKey struct {
 }
 
 // Index is the node's kube-proxy state: service ports of one family with categorised endpoints
-// and O(1) lookups by (IP, protocol, port) and by NodePort. Build it once with NewIndex.
+// and O(1) lookups by (IP, protocol, port) and by NodePort. Build it once with NewIndex, or take a
+// cheap node view of a Shared index with Shared.Node. It is safe for concurrent use.
 type Index struct {
-	cfg   Config
-	Ports []*ServicePort // sorted by ServicePortName string
+	cfg Config
+	// Ports are the service ports sorted by ServicePortName string, categorised for this node.
+	// A node view (Shared.Node) leaves Ports nil and categorises lazily: use NumPorts and
+	// ServicePorts instead, which work for both kinds.
+	Ports []*ServicePort
 	// Notes are input problems kube-proxy itself would log and skip (never fatal).
 	Notes []string
+
+	// shared is set for a node view: byVIP & co. belong to it and point at its uncategorised
+	// ports, which port() turns into this node's categorised views.
+	shared *Shared
+	mu     sync.Mutex
+	views  map[int]*ServicePort // node-specific views by port id (ports with a local endpoint or hints)
 
 	byVIP       map[vipKey]vipTarget
 	byNodePort  map[nodePortKey]*ServicePort
@@ -181,11 +194,36 @@ func (idx *Index) Config() Config { return idx.cfg }
 
 // NewIndex builds kube-proxy's view of the given Services and EndpointSlices for one node.
 // Objects kube-proxy would ignore (headless, ExternalName, other family, unlabeled slices…) are
-// skipped and explained in Index.Notes; only a bad Config is an error.
+// skipped and explained in Index.Notes; only a bad Config is an error. To model many nodes of
+// one cluster, parse once with NewShared and take node views with Shared.Node.
 func NewIndex(cfg Config, svcs []*corev1.Service, eps []*discoveryv1.EndpointSlice) (*Index, error) {
 	if err := cfg.normalize(); err != nil {
 		return nil, err
 	}
+	idx := build(cfg, svcs, eps)
+	for _, sp := range idx.Ports {
+		categorize(sp, cfg.NodeName, cfg.Zone)
+		// Per-endpoint chain names are hashes; compute them only where a chain exists
+		// (iptables: every reachable endpoint; nftables: only with ClientIP affinity).
+		for _, e := range sp.Reachable {
+			e.setChainName(sp, cfg.Mode)
+		}
+	}
+	return idx, nil
+}
+
+func (e *Endpoint) setChainName(sp *ServicePort, mode Mode) {
+	if mode == ModeIPTables {
+		e.iptSEP = iptEndpointChain(sp.spn, sp.proto, e.str)
+	} else if sp.SessionAffinity {
+		e.nftBase = nftEndpointBase(sp.Namespace, sp.Name, sp.proto, sp.PortName, e.Addr.String(), strconv.Itoa(e.Port))
+	}
+}
+
+// build parses Services and EndpointSlices for a normalised cfg: ports sorted, endpoints
+// attached (Local per cfg.NodeName) and indexed by VIP / NodePort — everything but the
+// node-dependent categorisation.
+func build(cfg Config, svcs []*corev1.Service, eps []*discoveryv1.EndpointSlice) *Index {
 	idx := &Index{
 		cfg:         cfg,
 		byVIP:       map[vipKey]vipTarget{},
@@ -297,28 +335,22 @@ func NewIndex(cfg Config, svcs []*corev1.Service, eps []*discoveryv1.EndpointSli
 		}
 		return strings.Compare(a.proto, b.proto)
 	})
-	for _, sp := range idx.Ports {
+	for i, sp := range idx.Ports {
+		sp.id = i
 		set := epSets[spnKey{sp.Namespace, sp.Name, sp.PortName, sp.Protocol}]
 		sp.AllEndpoints = make([]*Endpoint, 0, len(set))
 		for _, e := range set { // each Endpoint object belongs to exactly one service port
 			e.svcPortNS = sp.spn
 			sp.AllEndpoints = append(sp.AllEndpoints, e)
+			if len(e.ZoneHints) > 0 || len(e.NodeHints) > 0 {
+				sp.hints = true
+			}
 		}
 		slices.SortFunc(sp.AllEndpoints, func(a, b *Endpoint) int { return strings.Compare(a.str, b.str) })
 		idx.totalEps += len(sp.AllEndpoints)
-		categorize(sp, cfg.NodeName, cfg.Zone)
-		// Per-endpoint chain names are hashes; compute them only where a chain exists
-		// (iptables: every reachable endpoint; nftables: only with ClientIP affinity).
-		for _, e := range sp.Reachable {
-			if cfg.Mode == ModeIPTables {
-				e.iptSEP = iptEndpointChain(sp.spn, sp.proto, e.str)
-			} else if sp.SessionAffinity {
-				e.nftBase = nftEndpointBase(sp.Namespace, sp.Name, sp.proto, sp.PortName, e.Addr.String(), strconv.Itoa(e.Port))
-			}
-		}
 		idx.indexPort(sp)
 	}
-	return idx, nil
+	return idx
 }
 
 func (idx *Index) indexPort(sp *ServicePort) {

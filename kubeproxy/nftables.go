@@ -206,7 +206,7 @@ func (idx *Index) nftTransactions() (decl, body *knftables.Transaction) {
 
 	clusterIPSeen := map[netip.Addr]bool{}
 	hairpinSeen := map[string]bool{}
-	for _, sp := range idx.Ports {
+	for _, sp := range idx.ServicePorts() {
 		idx.nftServicePort(sp, decl, body, ipX, addrType, mark, clusterIPSeen, hairpinSeen)
 	}
 	return decl, body

@@ -135,7 +135,20 @@ func (t *tracer) finish(v Verdict, why string) {
 
 func (t *tracer) lookupVIP() (vipTarget, bool) {
 	vt, ok := t.idx.byVIP[vipKey{t.f.Dst, t.proto, t.port}]
+	if ok {
+		vt.sp = t.idx.port(vt.sp)
+	}
 	return vt, ok
+}
+
+func (t *tracer) nodePortService() (*ServicePort, bool) {
+	sp, ok := t.idx.byNodePort[nodePortKey{t.proto, t.port}]
+	return t.idx.port(sp), ok
+}
+
+func (t *tracer) healthCheckService() (*ServicePort, bool) {
+	sp, ok := t.idx.byHCPort[t.port]
+	return t.idx.port(sp), ok
 }
 
 func (t *tracer) setService(sp *ServicePort, via string) {
@@ -232,7 +245,7 @@ func (t *tracer) nftables() {
 			return
 		}
 	} else if t.nftIsNodePortIP() {
-		if sp, ok := t.idx.byNodePort[nodePortKey{t.proto, t.port}]; ok {
+		if sp, ok := t.nodePortService(); ok {
 			t.setService(sp, "NodePort")
 			if sp.HasEndpoints && t.nftExternal(sp) {
 				return
@@ -342,7 +355,7 @@ func (t *tracer) nftFilterCheck(c string, vt vipTarget, hasVIP bool) bool {
 		if !t.nftIsNodePortIP() {
 			return false
 		}
-		if sp, ok := t.idx.byNodePort[nodePortKey{t.proto, t.port}]; ok && !sp.hasExternalEndpoints() {
+		if sp, ok := t.nodePortService(); ok && !sp.hasExternalEndpoints() {
 			t.chain(c)
 			t.setService(sp, "NodePort")
 			v, why := t.noEndpointVerdict(sp)
@@ -414,7 +427,7 @@ func (t *tracer) iptables() {
 	// Last rule of KUBE-SERVICES: NodePorts.
 	if t.iptIsNodePortDst() {
 		t.chain(iptNodePorts)
-		if sp, ok := t.idx.byNodePort[nodePortKey{t.proto, t.port}]; ok {
+		if sp, ok := t.nodePortService(); ok {
 			t.setService(sp, "NodePort")
 			if sp.HasEndpoints && t.iptExternal(sp) {
 				return
@@ -517,7 +530,7 @@ func (t *tracer) iptFilterCheck(c string, vt vipTarget, hasVIP bool) bool {
 		}
 	case iptNodePorts:
 		if t.proto == "tcp" {
-			if sp, ok := t.idx.byHCPort[t.port]; ok {
+			if sp, ok := t.healthCheckService(); ok {
 				t.chain(c)
 				t.setService(sp, "healthCheckNodePort")
 				t.finish(VerdictAccept, fmt.Sprintf("port %d is the healthCheckNodePort of %s, opened by kube-proxy", t.port, sp.spn))
@@ -541,7 +554,7 @@ func (t *tracer) iptFilterCheck(c string, vt vipTarget, hasVIP bool) bool {
 			return true
 		}
 		if t.dstLocal {
-			if sp, ok := t.idx.byNodePort[nodePortKey{t.proto, t.port}]; ok && !sp.hasExternalEndpoints() {
+			if sp, ok := t.nodePortService(); ok && !sp.hasExternalEndpoints() {
 				t.chain(c)
 				t.setService(sp, "NodePort")
 				v, why := t.noEndpointVerdict(sp)
