@@ -24,7 +24,7 @@ import (
 
 // DNSLogEntry is one query the lab's DNS server answered.
 type DNSLogEntry struct {
-	T      int64    `json:"t"` // unix nanoseconds when the answer was written
+	T      int64    `json:"t"` // unix nanoseconds when the query was received
 	Server string   `json:"server"`
 	Client string   `json:"client"`
 	Name   string   `json:"name"`
@@ -182,9 +182,10 @@ type loggingDNS struct {
 }
 
 func (h *loggingDNS) ServeDNS(w miekg.ResponseWriter, r *miekg.Msg) {
+	t := time.Now().UnixNano()
 	rw := &recordingWriter{ResponseWriter: w}
 	h.srv.ServeDNS(rw, r)
-	e := DNSLogEntry{T: time.Now().UnixNano(), Server: h.who, Client: w.RemoteAddr().String()}
+	e := DNSLogEntry{T: t, Server: h.who, Client: w.RemoteAddr().String()}
 	if len(r.Question) > 0 {
 		e.Name, e.Type = r.Question[0].Name, miekg.TypeToString[r.Question[0].Qtype]
 	}

@@ -219,5 +219,8 @@ func newLabAgentCmd(g *globals) *cobra.Command {
 // loadLabInputs loads the snapshot a lab was built from.
 func (g *globals) loadLabInputs(st *lab.State) (*cluster.Snapshot, error) {
 	g.demo, g.files, g.recursive, g.overrides = st.Inputs.Demo, st.Inputs.Files, st.Inputs.Recursive, st.Inputs.Overrides
+	if st.Plan != nil && st.Plan.Mode != "" {
+		g.overrides.ProxyMode = string(st.Plan.Mode) // predictions follow the rules the lab loaded
+	}
 	return g.load()
 }
