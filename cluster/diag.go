@@ -10,11 +10,10 @@ import (
 // demo), the 1-based line where its document or list item starts (0 when unknown), the 1-based index of the YAML/JSON
 // document in the file, and for items of a `kind: List` their 1-based index in `items`.
 type Location struct {
-	File   string `json:"file"`
-	Line   int    `json:"line,omitempty"`
-	Doc    int    `json:"doc,omitempty"`
-	Item   int    `json:"item,omitempty"`
-	offset int64  // byte offset of the item in JSON streams, resolved to Line after loading
+	File string `json:"file"`
+	Line int    `json:"line,omitempty"`
+	Doc  int    `json:"doc,omitempty"`
+	Item int    `json:"item,omitempty"`
 }
 
 func (l Location) String() string {
@@ -22,8 +21,6 @@ func (l Location) String() string {
 	b.WriteString(l.File)
 	if l.Line > 0 {
 		fmt.Fprintf(&b, ":%d", l.Line)
-	} else if l.offset > 0 {
-		fmt.Fprintf(&b, " (byte %d)", l.offset)
 	}
 	if l.Doc > 0 {
 		fmt.Fprintf(&b, " (document %d", l.Doc)

@@ -16,8 +16,8 @@ type jsonScanner struct {
 	pos  int
 	eof  bool
 	err  error
-	line int   // line of buf[pos] (1-based)
-	off  int64 // stream offset of buf[pos]
+	line int // line of buf[pos] (1-based)
+
 }
 
 func newJSONScanner(r io.Reader) *jsonScanner {
@@ -53,7 +53,6 @@ func (s *jsonScanner) more(keep int) bool {
 func (s *jsonScanner) advance(n int) {
 	s.line += bytes.Count(s.buf[s.pos:s.pos+n], []byte{'\n'})
 	s.pos += n
-	s.off += int64(n)
 }
 
 // peek skips whitespace and returns the next byte without consuming it; 0 at end of input.
@@ -63,10 +62,8 @@ func (s *jsonScanner) peek() byte {
 			switch c := s.buf[s.pos]; c {
 			case ' ', '\t', '\r':
 				s.pos++
-				s.off++
 			case '\n':
 				s.pos++
-				s.off++
 				s.line++
 			default:
 				return c

@@ -1,13 +1,11 @@
 package cluster
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"runtime/debug"
-	"sort"
 	"strings"
 	"time"
 
@@ -53,14 +51,10 @@ func Load(sources []Source, opts Options) (*Snapshot, error) {
 		if err != nil {
 			return nil, &LoadError{Msg: fmt.Sprintf("reading %s: %v", src.Name, err), Diagnostics: b.snap.Diagnostics}
 		}
-		nBefore := len(b.snap.Diagnostics)
 		err = decodeStream(src.Name, rc, b)
 		rc.Close()
 		if err != nil {
 			return nil, &LoadError{Msg: fmt.Sprintf("reading %s: %v", src.Name, err), Diagnostics: b.snap.Diagnostics}
-		}
-		if src.reopen {
-			resolveLines(src, b.snap.Diagnostics[nBefore:])
 		}
 		if opts.Strict && b.firstError >= 0 {
 			d := b.snap.Diagnostics[b.firstError]
@@ -338,58 +332,6 @@ func sortedValues[T metav1.Object](m map[string]T) []T {
 	}
 	sortByKey(out)
 	return out
-}
-
-// resolveLines turns the byte offsets of JSON diagnostics into line numbers with one pass over the source.
-func resolveLines(src Source, diags []Diagnostic) {
-	var want []*Location
-	for i := range diags {
-		if diags[i].Location.Line == 0 && diags[i].Location.offset > 0 {
-			want = append(want, &diags[i].Location)
-		}
-	}
-	if len(want) == 0 {
-		return
-	}
-	sort.Slice(want, func(i, j int) bool { return want[i].offset < want[j].offset })
-	rc, err := src.Open()
-	if err != nil {
-		return
-	}
-	defer rc.Close()
-	br := bufio.NewReaderSize(rc, 64<<10)
-	var off int64
-	line := 1
-	i := 0
-	// The offset points at or before the item (JSON separators and whitespace come first): skip them.
-	skipping := false
-	for i < len(want) {
-		c, err := br.ReadByte()
-		if err != nil {
-			break
-		}
-		off++
-		if off >= want[i].offset {
-			skipping = true
-		}
-		if skipping {
-			if c != ' ' && c != '\t' && c != '\r' && c != '\n' && c != ',' && c != ':' {
-				for i < len(want) && want[i].offset <= off {
-					want[i].Line = line
-					i++
-				}
-				skipping = i < len(want) && want[i].offset <= off
-			}
-		}
-		if c == '\n' {
-			line++
-		}
-	}
-	for _, l := range want {
-		if l.Line == 0 {
-			l.Line = line
-		}
-	}
 }
 
 var _ io.Reader

@@ -17,9 +17,6 @@ import (
 type Source struct {
 	Name string // shown in locations: the path, "-" for stdin, "demo/NAME" for the demo
 	open func() (io.ReadCloser, error)
-	// reopen is true when the source can be read a second time (files), which lets the loader turn byte offsets in
-	// JSON streams into line numbers for diagnostics without keeping the input in memory.
-	reopen bool
 }
 
 // Open returns the source's content, transparently gunzipped.
@@ -61,14 +58,14 @@ func ReaderSource(name string, r io.Reader) Source {
 
 // BytesSource is a source held in memory (the embedded demo, tests, fuzzing).
 func BytesSource(name string, data []byte) Source {
-	return Source{Name: name, reopen: true, open: func() (io.ReadCloser, error) {
+	return Source{Name: name, open: func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(data)), nil
 	}}
 }
 
 // FileSource reads one file.
 func FileSource(path string) Source {
-	return Source{Name: path, reopen: true, open: func() (io.ReadCloser, error) { return os.Open(path) }}
+	return Source{Name: path, open: func() (io.ReadCloser, error) { return os.Open(path) }}
 }
 
 // manifestExt is what kubectl reads from a directory given to -f.
