@@ -133,6 +133,13 @@ func writeInspectText(w io.Writer, r *InspectReport, verbose int) {
 		}
 	}
 
+	if tries := suggestions(r); len(tries) > 0 {
+		fmt.Fprintf(w, "\nTRY\n")
+		for _, t := range tries {
+			fmt.Fprintf(w, "  %s\n", t)
+		}
+	}
+
 	fmt.Fprintf(w, "\nSYNTHESIZED (offline input lacks runtime state; every such object carries the %s annotation)\n", cluster.SynthesizedAnnotation)
 	if len(r.Synthesized) == 0 {
 		fmt.Fprintln(w, "  nothing: the input had all the runtime state kpath needs")
@@ -220,4 +227,43 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// suggestions are trace commands that follow the findings (the demo gets its curated stories).
+func suggestions(r *InspectReport) []string {
+	if len(r.Sources) > 0 && strings.HasPrefix(r.Sources[0], "demo/") {
+		return []string{
+			"kpath trace --demo shop/frontend http://cart.shop:8080/          # delivered across nodes over VXLAN",
+			"kpath trace --demo shop/checkout cart.shop:8080                  # dropped by cart's default-deny ingress",
+			"kpath trace --demo shop/checkout payments.shop:443               # rejected: no ready endpoints",
+			"kpath trace --demo external:203.0.113.7 node/kpath-worker2:30080 # NodePort, externalTrafficPolicy Local",
+			"kpath reach --demo --explain shop/checkout shop/cart",
+		}
+	}
+	var out []string
+	for _, s := range r.Services {
+		if s.Namespace == "kube-system" || s.Namespace == "default" || s.externalName || len(s.Ports) == 0 {
+			continue
+		}
+		p := s.Ports[0]
+		if i := strings.Index(p, ":"); i >= 0 {
+			p = p[i+1:]
+		}
+		port := strings.SplitN(p, "/", 2)[0]
+		why := "a Service"
+		switch {
+		case s.Total > 0 && s.Ready == 0:
+			why = "no ready endpoints"
+		case s.headless:
+			why = "headless: DNS returns pod IPs"
+		}
+		out = append(out, fmt.Sprintf("kpath trace -f … %s/<workload> %s.%s:%s    # %s", s.Namespace, s.Name, s.Namespace, port, why))
+		if len(out) == 3 {
+			break
+		}
+	}
+	if len(out) > 0 {
+		out = append(out, "kpath reach -f …    # who may talk to whom under the NetworkPolicies")
+	}
+	return out
 }
