@@ -70,7 +70,7 @@ func (x *performer) assemble(events map[string][]TraceEvent, sport int, dst neti
 			}
 		}
 	}
-	var rejectRule, dropRule string
+	var rejectRule, dropRule, policyDrop string
 	for i, no := range seen {
 		n := no.plan
 		if i > 0 {
@@ -109,6 +109,12 @@ func (x *performer) assemble(events map[string][]TraceEvent, sport int, dst neti
 				masq = true
 			}
 		}
+		if pol := policyStep(no.events, "egress"); pol != nil {
+			x.step(*pol)
+			if pol.Action == trace.ActionDrop {
+				policyDrop = pol.Why
+			}
+		}
 		if masq {
 			x.step(trace.Step{Layer: trace.LayerNAT, Action: trace.ActionMasquerade, Object: "Node " + n.Name,
 				Why: "nft trace: a masquerade rule matched in POSTROUTING"})
@@ -119,6 +125,28 @@ func (x *performer) assemble(events map[string][]TraceEvent, sport int, dst neti
 			if oif == p.Overlay.Device && p.Overlay.Device != "" {
 				x.step(trace.Step{Layer: trace.LayerOverlay, Action: trace.ActionEncapsulate, Object: oif + " on " + n.Name,
 					Why: "the packet left through the VXLAN device"})
+			}
+		}
+	}
+	// Destination pods whose namespaces enforce ingress policy.
+	if ipid >= 0 {
+		for _, pp := range p.Pods {
+			evs := events[pp.NS]
+			var mine []TraceEvent
+			for _, e := range evs {
+				if e.Hdr.IPID == ipid && e.Hdr.Proto == proto && dports[e.Hdr.DPort] {
+					mine = append(mine, e)
+				}
+			}
+			if len(mine) == 0 {
+				continue
+			}
+			x.enter(trace.Location{Kind: trace.InPod, Name: pp.Ref(), Node: pp.Node, IP: pp.IP.String()})
+			if pol := policyStep(mine, "ingress"); pol != nil {
+				x.step(*pol)
+				if pol.Action == trace.ActionDrop {
+					policyDrop = pol.Why
+				}
 			}
 		}
 	}
@@ -143,6 +171,15 @@ func (x *performer) assemble(events map[string][]TraceEvent, sport int, dst neti
 				Rule: fmt.Sprintf("echo server port %d/%s", ep.Port, x.opt.Protocol), Why: "the lab's echo server in the pod answered with its name"})
 		}
 		x.finish(trace.Delivered, "delivered to "+out.backend+" (it answered)")
+	}
+	if x.obs.Verdict != "" {
+		return
+	}
+	if dnatTo != "" && x.obs.Backend == nil {
+		// Not answered, but conntrack shows where kube-proxy sent it: the backend the journey aimed at.
+		x.obs.Backend = x.backendByAddr(dnatTo)
+	}
+	switch {
 	case out.err != nil && isRefused(out.err):
 		obj, layer := "kernel", trace.LayerApp
 		why := "the connection was refused: " + out.err.Error()
@@ -159,7 +196,10 @@ func (x *performer) assemble(events map[string][]TraceEvent, sport int, dst neti
 		}
 		why := fmt.Sprintf("no answer within %s (%v); last seen at %s", x.opt.Timeout, out.err, where)
 		layer := trace.LayerRoute
-		if dropRule != "" {
+		if policyDrop != "" {
+			why += " (" + policyDrop + ")"
+			layer = trace.LayerPolicy
+		} else if dropRule != "" {
 			why += " (nft trace: " + dropRule + ")"
 			layer = trace.LayerKubeProxy
 		}
@@ -329,3 +369,35 @@ func readDNSLog(path string, offset int64) []DNSLogEntry {
 }
 
 var _ = packet.TCP
+
+// policyStep reads the lab's policy table in a trace: the allow rule or the drop rule that matched.
+func policyStep(evs []TraceEvent, dir string) *trace.Step {
+	for _, e := range evs {
+		if !isPolicyTable(e.Table) || e.Kind != "rule" {
+			continue
+		}
+		switch {
+		case e.Verdict == "drop":
+			return &trace.Step{Layer: trace.LayerPolicy, Action: trace.ActionDrop, Object: "NetworkPolicy (" + dir + ")", Rule: e.Rule,
+				Why: "nft trace in " + e.NS + ": the lab's " + dir + " policy rule dropped the packet (no policy allows it)"}
+		case e.Verdict == "accept" && strings.Contains(e.Rule, "@allow"):
+			return &trace.Step{Layer: trace.LayerPolicy, Action: trace.ActionAllow, Object: "NetworkPolicy (" + dir + ")", Rule: e.Rule,
+				Why: "nft trace in " + e.NS + ": allowed by the lab's " + dir + " policy set"}
+		}
+	}
+	return nil
+}
+
+func (x *performer) backendByAddr(ap string) *trace.Endpoint {
+	a, err := netip.ParseAddrPort(ap)
+	if err != nil {
+		return nil
+	}
+	ep := &trace.Endpoint{IP: a.Addr().String(), Port: int(a.Port())}
+	for _, pp := range x.st.Plan.Pods {
+		if pp.IP == a.Addr() {
+			ep.Pod, ep.Node = pp.Ref(), pp.Node
+		}
+	}
+	return ep
+}

@@ -27,7 +27,7 @@ func Diff(pred, obs *trace.Journey, st *State) []Difference {
 			d = append(d, Difference{What: "DNS queries", Predicted: strings.Join(pq, "; "), Observed: strings.Join(oq, "; ")})
 		}
 	}
-	add("hops", strings.Join(hopNames(pred), " → "), strings.Join(hopNames(obs), " → "))
+	add("hops", strings.Join(hopNames(untilStopped(pred)), " → "), strings.Join(hopNames(obs), " → "))
 	pk, ok := kubeProxyByNode(pred), kubeProxyByNode(obs)
 	for _, node := range unionKeys(pk, ok) {
 		p, o := pk[node], ok[node]
@@ -206,4 +206,19 @@ func hitsString(h map[string]int) string {
 		parts = append(parts, fmt.Sprintf("%s×%d", k, h[k]))
 	}
 	return "{" + strings.Join(parts, ", ") + "}"
+}
+
+// untilStopped cuts a journey after the hop where the packet was dropped or rejected: the model keeps walking after
+// an egress deny to report ingress blockers too, but the packet itself goes no further.
+func untilStopped(j *trace.Journey) *trace.Journey {
+	for i, h := range j.Hops {
+		for _, s := range h.Steps {
+			if s.Action == trace.ActionDrop || s.Action == trace.ActionReject {
+				c := *j
+				c.Hops = j.Hops[:i+1]
+				return &c
+			}
+		}
+	}
+	return j
 }

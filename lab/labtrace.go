@@ -216,7 +216,12 @@ func (x *performer) locate() error {
 		}
 		if x.srcIP != p.Gateway {
 			// The external client owns the address (replies come back through the nodes' default route).
-			_ = ipBatch(context.Background(), p.ExternalNS, []string{"addr replace " + x.srcIP.String() + "/32 dev eth0"})
+			if err := ipBatch(context.Background(), p.ExternalNS, []string{"addr replace " + x.srcIP.String() + "/32 dev eth0"}); err != nil {
+				return err
+			}
+		}
+		if err := allowExternal(context.Background(), x.st, x.snap, x.srcIP); err != nil {
+			return fmt.Errorf("adding external client %s to the policy sets: %w", x.srcIP, err)
 		}
 		x.srcLoc = trace.Location{Kind: trace.Outside, Name: "client " + x.srcIP.String(), IP: x.srcIP.String()}
 	}
@@ -310,6 +315,12 @@ func (x *performer) perform(ctx context.Context, dst netip.Addr) {
 	var nss []string
 	for _, n := range x.st.Plan.Nodes {
 		nss = append(nss, n.NS)
+	}
+	// Pods with ingress policy rules carry a trace table too: watch the ones the packet may reach.
+	for _, ref := range x.res.PredictedBackends {
+		if pp := x.st.Plan.Pod(ref); pp != nil && contains(x.st.Policy.IngressPods, ref) {
+			nss = append(nss, pp.NS)
+		}
 	}
 	mons, err := startMonitors(ctx, nss)
 	if err != nil {

@@ -60,6 +60,8 @@ type PolicyState struct {
 	Enforced bool   `json:"enforced"`
 	How      string `json:"how"`
 	Rules    int    `json:"rules,omitempty"` // allow-set elements loaded
+	// IngressPods are the pods (ns/name) whose namespaces hold ingress rules.
+	IngressPods []string `json:"ingressPods,omitempty"`
 }
 
 // Process is a process the lab started, identified by pid and kernel start time (so a reused pid is never killed).
