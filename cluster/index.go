@@ -17,6 +17,7 @@ const (
 	OwnerPod            IPOwnerKind = "Pod"
 	OwnerHostNetworkPod IPOwnerKind = "HostNetworkPod" // shares its node's address
 	OwnerNode           IPOwnerKind = "Node"
+	OwnerNodeCNI        IPOwnerKind = "NodeCNI" // a node's own address on the pod network (bridge cni0, flannel.1, cilium_host)
 	OwnerClusterIP      IPOwnerKind = "ClusterIP"
 	OwnerExternalIP     IPOwnerKind = "ExternalIP"
 	OwnerLoadBalancerIP IPOwnerKind = "LoadBalancerIP"
@@ -158,6 +159,9 @@ func (s *Snapshot) buildIndex() {
 			if a.Type == corev1.NodeInternalIP || a.Type == corev1.NodeExternalIP {
 				addIP(a.Address, IPOwner{OwnerNode, refOf("Node", n)})
 			}
+		}
+		for _, a := range cniAddrs(s.Profile, n) {
+			x.byIP[a] = append(x.byIP[a], IPOwner{OwnerNodeCNI, refOf("Node", n)})
 		}
 	}
 	rsOwner := map[string]Ref{}
@@ -349,10 +353,11 @@ func (s *Snapshot) SlicesByAddress(ip netip.Addr) []*discoveryv1.EndpointSlice {
 	return s.idx.slicesByIP[ip.Unmap()]
 }
 
-// NodeByIP returns the node with that InternalIP/ExternalIP, or nil.
+// NodeByIP returns the node with that InternalIP/ExternalIP, or that uses the address on the pod network (its
+// bridge or tunnel device, which is what a node's traffic to pods is masqueraded to), or nil.
 func (s *Snapshot) NodeByIP(ip netip.Addr) *corev1.Node {
 	for _, o := range s.idx.byIP[ip.Unmap()] {
-		if o.Kind == OwnerNode {
+		if o.Kind == OwnerNode || o.Kind == OwnerNodeCNI {
 			return s.idx.nodes[o.Ref.Name]
 		}
 	}
@@ -434,3 +439,23 @@ func PodReady(p *corev1.Pod) bool { return podReady(p) }
 
 // FindPort resolves a Service port's targetPort on a pod (named ports through the pod's container ports).
 func FindPort(p *corev1.Pod, sp corev1.ServicePort) (int32, bool) { return findPort(p, sp) }
+
+// cniAddrs are the addresses a node itself holds inside its pod CIDR, as the profile's CNI assigns them: the bridge
+// gateway (.1: cni0 for bridge CNIs, cilium_host for Cilium) and the VXLAN device address (.0: flannel.1).
+func cniAddrs(p Profile, n *corev1.Node) []netip.Addr {
+	var out []netip.Addr
+	for _, c := range n.Spec.PodCIDRs {
+		pfx, err := netip.ParsePrefix(c)
+		if err != nil {
+			continue
+		}
+		base := pfx.Masked().Addr()
+		switch p.CNI {
+		case CNIFlannelVXLAN:
+			out = append(out, base, base.Next())
+		case CNIFlannelHostGW, CNIBridge, CNICiliumNative, CNICiliumVXLAN, CNICiliumGeneve:
+			out = append(out, base.Next())
+		}
+	}
+	return out
+}

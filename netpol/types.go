@@ -72,7 +72,7 @@ func PeerFor(s *cluster.Snapshot, ip netip.Addr) Peer {
 			if p := s.Pod(o.Ref.Namespace, o.Ref.Name); p != nil {
 				return PodPeer(s, p)
 			}
-		case cluster.OwnerNode:
+		case cluster.OwnerNode, cluster.OwnerNodeCNI:
 			pr.Kind = PeerHost
 			pr.Node = s.Node(o.Ref.Name)
 		case cluster.OwnerHostNetworkPod:

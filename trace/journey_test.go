@@ -232,3 +232,41 @@ func TestQuestionsThatCannotBeAskedAreUsageErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestNodeSources(t *testing.T) {
+	e := engine(t, demoSnapshot(t))
+	t.Run("a node's own resolver is not the cluster DNS, so a cluster name is unknown there", func(t *testing.T) {
+		j, err := e.Trace("node/kpath-worker2", "cart.shop.svc.cluster.local:8080", trace.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Verdict != trace.Unknown || j.DNS == nil || j.DNS.Queries[0].Rcode != "unknown" {
+			t.Errorf("verdict %s, dns %+v", j.Verdict, j.DNS)
+		}
+	})
+	t.Run("a node reaching a ClusterIP across nodes is masqueraded to its flannel.1 address and policy sees that node", func(t *testing.T) {
+		j, err := e.TraceAll("node/kpath-worker2", "svc/shop/cart:http", trace.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range j {
+			if b.Backend == nil || b.Backend.Node == "kpath-worker2" {
+				continue
+			}
+			var masq *trace.Step
+			for _, h := range b.Hops {
+				for i := range h.Steps {
+					if h.Steps[i].Action == trace.ActionMasquerade {
+						masq = &h.Steps[i]
+					}
+				}
+			}
+			if masq == nil || masq.After.Src.Addr().String() != "10.244.2.0" {
+				t.Fatalf("want masquerade to 10.244.2.0 (flannel.1 of kpath-worker2), got %+v", masq)
+			}
+			if !strings.Contains(b.VerdictReason, "kpath-worker2") {
+				t.Errorf("policy should name the source node, got: %s", b.VerdictReason)
+			}
+		}
+	})
+}

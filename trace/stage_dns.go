@@ -37,6 +37,13 @@ func (r *run) dnsStage() (netip.Addr, bool) {
 		}
 	}
 	ask := func(q miekg.Question) dns.Answer { return r.e.dnsSrv.Answer(q) }
+	if ns := firstNameserver(rc); !r.clusterDNS(ns) {
+		// Not the cluster's DNS (dnsPolicy Default, hostNetwork without ClusterFirstWithHostNet, a node): the
+		// node's upstream resolver answers, which the snapshot does not describe.
+		ask = func(q miekg.Question) dns.Answer {
+			return dns.Answer{Rcode: "unknown", Why: "nameserver " + ns + " is not the cluster DNS: the upstream resolver answers, which kpath does not model"}
+		}
+	}
 	res := dns.Resolve(rc, lib, name, dns.FamilyUnspec, ask)
 	d := &DNS{Name: name, Resolver: string(lib), ResolvConf: strings.TrimSpace(rc.Render()),
 		NXDomains: res.NXDomainBeforeAnswer}
@@ -131,4 +138,22 @@ func fmtDuration(ns int64) string {
 		return fmt.Sprintf("%.1fµs", float64(ns)/1e3)
 	}
 	return fmt.Sprintf("%dns", ns)
+}
+
+func firstNameserver(rc dns.ResolvConf) string {
+	if len(rc.Nameservers) == 0 {
+		return ""
+	}
+	return rc.Nameservers[0]
+}
+
+// clusterDNS reports whether a nameserver address is answered by the cluster's CoreDNS (the kube-dns VIP, or
+// NodeLocal DNSCache which forwards cluster names to it).
+func (r *run) clusterDNS(ns string) bool {
+	a, err := netip.ParseAddr(ns)
+	if err != nil {
+		return false
+	}
+	p := r.e.prof
+	return a == p.ClusterDNS || (p.NodeLocalDNS.IsValid() && a == p.NodeLocalDNS)
 }

@@ -83,7 +83,7 @@ func (r *run) routeFrom(n *corev1.Node, local bool) {
 			dp := s.Pod(o.Ref.Namespace, o.Ref.Name)
 			r.toPod(n, dp)
 			return
-		case cluster.OwnerNode, cluster.OwnerHostNetworkPod:
+		case cluster.OwnerNode, cluster.OwnerNodeCNI, cluster.OwnerHostNetworkPod:
 			r.toNodeAddr(n, s.NodeByIP(dst))
 			return
 		}
@@ -319,7 +319,7 @@ func (r *run) deliverPod(dp *corev1.Pod) {
 	if !r.policyStep(dp, "ingress") {
 		return
 	}
-	if r.meshUnknown(dp, "inbound") {
+	if r.meshStage(dp, "inbound", -1) {
 		return
 	}
 	port := int32(r.pkt.Dst.Port())
