@@ -165,7 +165,7 @@ func (r *run) fromPod(choice int) {
 	r.step(Step{Layer: LayerSocket, Action: ActionSend, Object: "Pod " + podRef(p),
 		Why:    fmt.Sprintf("the application connects from %s; the kernel picks source port %d", r.pkt.Src.Addr(), r.pkt.Src.Port()),
 		Before: ptr(r.pkt)})
-	if r.meshUnknown(p, "outbound") {
+	if r.meshStage(p, "outbound", choice) {
 		return
 	}
 	if r.e.prof.ProxyMode == cluster.ProxyCiliumEBPF {

@@ -1,0 +1,586 @@
+package trace
+
+import (
+	"fmt"
+	"net/netip"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"weak"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kpath/kpath/cluster"
+	"github.com/kpath/kpath/kubeproxy"
+	"github.com/kpath/kpath/mesh"
+	"github.com/kpath/kpath/mesh/capture"
+	"github.com/kpath/kpath/packet"
+)
+
+// meshModels holds one mesh model per engine (built on first use). Keys are weak so an engine that is no longer
+// used is collected with its model.
+var meshModels sync.Map // weak.Pointer[Engine] → *meshOnce
+
+type meshOnce struct {
+	once sync.Once
+	m    *mesh.Model
+}
+
+// MeshModel returns the engine's mesh model: pod membership, identities and decoded mesh policy.
+func (e *Engine) MeshModel() *mesh.Model {
+	k := weak.Make(e)
+	v, loaded := meshModels.LoadOrStore(k, &meshOnce{})
+	if !loaded {
+		runtime.AddCleanup(e, func(k weak.Pointer[Engine]) { meshModels.Delete(k) }, k)
+	}
+	mo := v.(*meshOnce)
+	mo.once.Do(func() { mo.m = mesh.New(e.snap) })
+	return mo.m
+}
+
+// meshStage runs the mesh's part of the journey for pod p: dir "outbound" in the source pod (interception, the
+// outbound proxy's route, endpoint choice and mTLS), "inbound" in the destination pod (interception, mTLS
+// termination, authorization, the hop to the application). It returns true when the walk stops.
+func (r *run) meshStage(p *corev1.Pod, dir string, choice int) (stop bool) {
+	m := r.e.MeshModel()
+	mb := m.Member(p)
+	if mb.Mesh == "" {
+		return false
+	}
+	if mb.Capture == nil {
+		r.step(Step{Layer: LayerMesh, Action: ActionPass, Object: "Pod " + podRef(p),
+			Why: fmt.Sprintf("%s opts into %s (%s) but gets no interception rules: %s; traffic is not proxied", podRef(p), mb.Mesh, mb.Why, mb.NotCaptured)})
+		return false
+	}
+	switch mb.Mesh {
+	case cluster.MeshLinkerd, cluster.MeshIstioSidecar:
+		if dir == mesh.Outbound {
+			return r.sidecarOutbound(m, p, mb, choice)
+		}
+		return r.sidecarInbound(m, p, mb)
+	case cluster.MeshIstioAmbient:
+		if dir == mesh.Outbound {
+			return r.ambientOutbound(m, p, mb, choice)
+		}
+		return r.ambientInbound(m, p, mb)
+	}
+	return r.meshUnknown(p, dir)
+}
+
+func (r *run) sidecarCost(mb mesh.Member) Estimate {
+	e, _ := r.e.lat.m.SidecarHop(string(mb.Mesh))
+	return conv(e)
+}
+
+// appUID is the uid the application's socket runs as (securityContext.runAsUser of its first container, else the
+// pod's; root when unset). The interception rules exempt only the proxy's uid.
+func appUID(p *corev1.Pod) uint32 {
+	for _, c := range p.Spec.Containers {
+		if c.Name == "linkerd-proxy" || c.Name == "istio-proxy" {
+			continue
+		}
+		if c.SecurityContext != nil && c.SecurityContext.RunAsUser != nil {
+			return uint32(*c.SecurityContext.RunAsUser)
+		}
+		break
+	}
+	if sc := p.Spec.SecurityContext; sc != nil && sc.RunAsUser != nil {
+		return uint32(*sc.RunAsUser)
+	}
+	return 0
+}
+
+func proxyUID(cfg capture.Config) uint32 {
+	switch c := cfg.(type) {
+	case capture.LinkerdConfig:
+		return uint32(c.ProxyUID)
+	case capture.IstioConfig:
+		first, _, _ := strings.Cut(c.ProxyUID, ",")
+		if n, err := strconv.Atoi(first); err == nil {
+			return uint32(n)
+		}
+	}
+	return 1337
+}
+
+func initName(mb mesh.Member) string {
+	switch c := mb.Capture.(type) {
+	case capture.LinkerdConfig:
+		if c.InstalledBy == "linkerd-cni" {
+			return "linkerd-cni"
+		}
+		return "linkerd-init"
+	case capture.IstioConfig:
+		return "istio-init"
+	}
+	return "istio-cni"
+}
+
+func proxyLoc(p *corev1.Pod, mb mesh.Member, dir string) Location {
+	return Location{Kind: InProxy, Name: podRef(p) + " " + mb.ProxyName() + " (" + dir + ")", Node: p.Spec.NodeName, IP: p.Status.PodIP}
+}
+
+func (r *run) interceptStep(m *mesh.Model, p *corev1.Pod, mb mesh.Member, dir string, uid uint32) (mesh.Interception, bool) {
+	ic := m.Intercept(p, dir, string(r.pkt.Proto), r.pkt.Src, r.pkt.Dst, uid)
+	obj := "Pod " + podRef(p) + " (" + initName(mb) + " rules)"
+	if ic.Unknown != "" {
+		why := "the walk through " + podRef(p) + "'s interception rules is undecided: " + ic.Unknown
+		r.step(Step{Layer: LayerMesh, Action: ActionUnknown, Object: obj, Rule: ic.Rule, Why: why})
+		r.finish(Unknown, why)
+		return ic, false
+	}
+	hook := "nat OUTPUT"
+	if dir == mesh.Inbound {
+		hook = "nat PREROUTING"
+	}
+	if !ic.Redirected {
+		r.step(Step{Layer: LayerMesh, Action: ActionPass, Object: obj, Rule: ic.Rule,
+			Why: fmt.Sprintf("%s (%s) does not redirect this %s connection: the %s never sees it", hook, strings.Join(ic.Chains, " → "),
+				strings.ToLower(string(r.pkt.Proto)), mb.ProxyName())})
+		return ic, true
+	}
+	why := fmt.Sprintf("%s (%s) REDIRECTs the new connection to the %s's %s listener %s; the proxy reads the original destination %s with SO_ORIGINAL_DST",
+		hook, strings.Join(ic.Chains, " → "), mb.ProxyName(), dir, ic.To, r.pkt.Dst)
+	r.rewrite(Step{Layer: LayerMesh, Action: ActionRedirect, Object: obj, Rule: ic.Rule, Why: why, LatencyEstimate: r.e.lat.Conntrack()},
+		r.pkt.WithDst(ic.To))
+	return ic, true
+}
+
+// sidecarOutbound: the application's connection is redirected to the local proxy, which picks the endpoint itself
+// and opens a new connection straight to the pod IP (kube-proxy's DNAT is not on this path).
+func (r *run) sidecarOutbound(m *mesh.Model, p *corev1.Pod, mb mesh.Member, choice int) bool {
+	orig := r.pkt
+	ic, ok := r.interceptStep(m, p, mb, mesh.Outbound, appUID(p))
+	if !ok {
+		return true
+	}
+	if !ic.Redirected {
+		if r.pkt.Proto == packet.TCP {
+			r.hop.Steps[len(r.hop.Steps)-1].Why += "; it leaves without mTLS and kube-proxy translates any Service address as in a cluster without a mesh"
+		}
+		return false
+	}
+	r.enter(proxyLoc(p, mb, mesh.Outbound))
+	dst := orig.Dst
+	var svc *corev1.Service
+	for _, sp := range r.e.snap.ServicePortsAt(dst.Addr(), int32(dst.Port()), corev1.Protocol(orig.Proto)) {
+		if sp.Via == cluster.OwnerClusterIP {
+			svc = sp.Service
+			break
+		}
+	}
+	proxyObj := "Pod " + podRef(p) + " " + mb.ProxyName()
+	cost := r.sidecarCost(mb)
+	// Istio: a Sidecar resource may hide the Service from this proxy.
+	if mb.Mesh == cluster.MeshIstioSidecar && svc != nil {
+		eg := m.IstioEgress(p, svc.Namespace, svc.Name, int(dst.Port()))
+		if !eg.Known {
+			if strings.EqualFold(eg.Mode, "REGISTRY_ONLY") {
+				why := eg.Why + "; outboundTrafficPolicy REGISTRY_ONLY sends unknown destinations to the BlackHoleCluster: the proxy resets the connection"
+				r.step(Step{Layer: LayerMesh, Action: ActionReject, Object: whyOr(eg.Object, proxyObj), Rule: eg.Rule + "; BlackHoleCluster", Why: why, LatencyEstimate: cost})
+				r.block(LayerMesh, whyOr(eg.Object, proxyObj), why)
+				r.finish(Rejected, why)
+				return true
+			}
+			r.proxyConnect(m, p, mb, svc, proxyObj, whyOr(eg.Rule, "PassthroughCluster"), dst,
+				eg.Why+"; outboundTrafficPolicy ALLOW_ANY: the PassthroughCluster forwards to the original destination "+dst.String()+
+					" in plaintext, so kube-proxy's DNAT still translates the Service address", cost)
+			return false
+		}
+	}
+	target := svc
+	port := int(dst.Port())
+	var subset map[string]string
+	routeNote := ""
+	if r.pkt.L7 != nil && svc != nil && !r.linkerdOpaque(m, svc, port, mb) {
+		pickW := func(ws []int) int { return weightedPick(ws, r.pkt.Src.String(), r.j.Question.To) }
+		rt := m.RouteOutbound(mb.Mesh, p.Namespace, svc.Namespace, svc.Name, port, r.pkt.L7, pickW)
+		if rt != nil && rt.NoMatch {
+			r.step(Step{Layer: LayerMesh, Action: ActionReject, Object: rt.Object, Why: rt.Why, LatencyEstimate: cost})
+			r.block(LayerMesh, rt.Object, rt.Why)
+			r.finish(Rejected, rt.Why)
+			return true
+		}
+		if rt != nil {
+			b := rt.Backends[rt.Picked]
+			var ws []string
+			total := 0
+			for _, x := range rt.Backends {
+				total += x.Weight
+			}
+			for i, x := range rt.Backends {
+				s := fmt.Sprintf("%s/%s:%d", x.Namespace, x.Service, x.Port)
+				if x.Subset != "" {
+					s += " subset " + x.Subset
+				}
+				if len(rt.Backends) > 1 {
+					s += fmt.Sprintf(" weight %d", x.Weight)
+					if i == rt.Picked {
+						s += " ← kpath follows this one"
+					}
+				}
+				ws = append(ws, s)
+			}
+			rule := whyOr(rt.Rule, "default route")
+			why := fmt.Sprintf("%s; backends %s; request timeout %s; retries %s", rt.Why, strings.Join(ws, ", "), rt.Timeout, rt.Retries)
+			if len(rt.Backends) > 1 && total > 0 {
+				why += fmt.Sprintf(" (the proxy splits requests by weight: this one has p=%.2f)", float64(b.Weight)/float64(total))
+			}
+			r.step(Step{Layer: LayerMesh, Action: ActionRoute, Object: whyOr(rt.Object, "Service "+svc.Namespace+"/"+svc.Name), Rule: rule, Why: why})
+			if s := r.e.snap.Service(b.Namespace, b.Service); s != nil {
+				target = s
+			} else {
+				why := fmt.Sprintf("route backend Service %s/%s does not exist: the proxy answers 500", b.Namespace, b.Service)
+				r.step(Step{Layer: LayerMesh, Action: ActionReject, Object: rt.Object, Why: why})
+				r.block(LayerMesh, rt.Object, why)
+				r.finish(Rejected, why)
+				return true
+			}
+			port, subset = b.Port, b.SubsetLabels
+			routeNote = " for route backend " + b.Namespace + "/" + b.Service
+		}
+	}
+	if target == nil {
+		// Not a Service: the proxy forwards to the original destination.
+		why := "the original destination " + dst.String() + " is not a Service address: the proxy forwards the connection to it as is"
+		if mb.Mesh == cluster.MeshIstioSidecar {
+			why = "the original destination " + dst.String() + " is not a Service this sidecar knows: Envoy's PassthroughCluster forwards to it as is"
+		}
+		r.proxyConnect(m, p, mb, nil, proxyObj, "original destination", dst, why, cost)
+		return false
+	}
+	// Endpoint choice: the proxy balances over the Service's endpoints (from EndpointSlices, as the Linkerd
+	// destination controller / istiod EDS serve them).
+	vip, _ := netip.ParseAddr(target.Spec.ClusterIP)
+	if !vip.IsValid() {
+		r.proxyConnect(m, p, mb, target, proxyObj, "original destination", dst, "Service "+target.Namespace+"/"+target.Name+" is headless: the proxy forwards to the pod address the application resolved", cost)
+		return false
+	}
+	idx, err := r.e.proxyIndex(r.src.Node)
+	if err != nil {
+		r.step(Step{Layer: LayerMesh, Action: ActionUnknown, Object: proxyObj, Why: "endpoints of " + svcName(target) + ": " + err.Error()})
+		r.finish(Unknown, err.Error())
+		return true
+	}
+	res := idx.Translate(kubeproxy.Flow{Src: r.pkt.Src.Addr(), Dst: vip, Protocol: corev1.Protocol(orig.Proto), DstPort: uint16(port)})
+	eps := res.Endpoints
+	if len(subset) > 0 {
+		var keep []kubeproxy.Choice
+		for _, c := range eps {
+			for _, pp := range r.e.snap.PodsByIP(c.Endpoint.Addr()) {
+				if labelsMatch(subset, pp.Labels) {
+					keep = append(keep, c)
+					break
+				}
+			}
+		}
+		eps = keep
+	}
+	if len(eps) == 0 {
+		why := fmt.Sprintf("%s%s has no ready endpoint%s: the %s has nowhere to send the connection and fails it", svcName(target), routeNote,
+			map[bool]string{true: " in the route's subset", false: ""}[len(subset) > 0], mb.ProxyName())
+		if mb.Mesh == cluster.MeshLinkerd {
+			why += " (HTTP 503 / connection refused after the proxy's failfast timeout)"
+		} else {
+			why += " (Envoy: 503 no healthy upstream)"
+		}
+		why += r.notReadyDetail(res.Service)
+		r.step(Step{Layer: LayerMesh, Action: ActionReject, Object: svcName(target), Why: why, LatencyEstimate: cost})
+		r.block(LayerMesh, svcName(target), why)
+		r.finish(Rejected, why)
+		return true
+	}
+	r.choices = eps
+	i := choice
+	pickWhy := ""
+	if i < 0 || i >= len(eps) {
+		i = hashPick(len(eps), r.pkt.Src.String(), dst.String())
+		pickWhy = fmt.Sprintf("kpath follows endpoint %d of %d (a stable choice per source; --all-backends walks every one)", i+1, len(eps))
+	} else {
+		pickWhy = fmt.Sprintf("--all-backends: branch %d of %d", i+1, len(eps))
+	}
+	r.setBackend(eps[i], eps, i)
+	algo := "Linkerd balances requests with EWMA latency (power of two choices), per request for HTTP, per connection for TCP"
+	if mb.Mesh == cluster.MeshIstioSidecar {
+		algo = "Envoy's default LEAST_REQUEST load balancing over the EDS endpoints istiod pushes"
+	}
+	why := fmt.Sprintf("the %s resolves %s%s to its %d endpoint(s) itself (%s); %s. It connects straight to the pod IP, so the Service VIP never leaves the pod and kube-proxy's DNAT is not on this path",
+		mb.ProxyName(), svcName(target), routeNote, len(eps), algo, pickWhy)
+	r.proxyConnect(m, p, mb, target, svcName(target), "endpoint "+eps[i].Endpoint.String(), eps[i].Endpoint, why, cost)
+	return false
+}
+
+func labelsMatch(sel, l map[string]string) bool {
+	for k, v := range sel {
+		if l[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// weightedPick chooses an index proportionally to the weights, stably per source and question.
+func weightedPick(ws []int, parts ...string) int {
+	total := 0
+	for _, w := range ws {
+		if w > 0 {
+			total += w
+		}
+	}
+	if total == 0 {
+		return 0
+	}
+	x := hashPick(total, parts...)
+	for i, w := range ws {
+		if w <= 0 {
+			continue
+		}
+		if x < w {
+			return i
+		}
+		x -= w
+	}
+	return len(ws) - 1
+}
+
+func (r *run) linkerdOpaque(m *mesh.Model, svc *corev1.Service, port int, mb mesh.Member) bool {
+	if mb.Mesh != cluster.MeshLinkerd {
+		return false
+	}
+	if v, ok := svc.Annotations["config.linkerd.io/opaque-ports"]; ok {
+		for _, s := range strings.Split(v, ",") {
+			if strings.TrimSpace(s) == strconv.Itoa(port) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// proxyConnect records the proxy's own connection to to (a new socket, source port chosen by the kernel), the TLS
+// decision for it, and its pass back through nat OUTPUT (the uid exemption), then returns to the pod's netns.
+func (r *run) proxyConnect(m *mesh.Model, p *corev1.Pod, mb mesh.Member, svc *corev1.Service, obj, rule string, to netip.AddrPort, why string, cost Estimate) {
+	sport := uint16(32768 + hashPick(28000, "proxy", r.j.Question.From, r.j.Question.To))
+	src := netip.AddrPortFrom(r.src.IP, sport)
+	before := r.pkt
+	after := packet.Packet{Proto: before.Proto, Src: src, Dst: to, L7: before.L7}
+	r.rewrite(Step{Layer: LayerMesh, Action: ActionForward, Object: obj, Rule: rule, Why: why, LatencyEstimate: cost}, after)
+	r.tlsStep(m, p, mb, svc, to)
+	r.enter(podLoc(p))
+	ic := m.Intercept(p, mesh.Outbound, string(r.pkt.Proto), r.pkt.Src, r.pkt.Dst, proxyUID(mb.Capture))
+	switch {
+	case ic.Unknown != "":
+		r.step(Step{Layer: LayerMesh, Action: ActionUnknown, Object: "Pod " + podRef(p) + " (" + initName(mb) + " rules)", Why: "the proxy's own connection: " + ic.Unknown})
+	case ic.Redirected:
+		r.step(Step{Layer: LayerMesh, Action: ActionRedirect, Object: "Pod " + podRef(p) + " (" + initName(mb) + " rules)", Rule: ic.Rule,
+			Why: "the proxy's own connection is redirected again (a loop): the rules do not exempt its uid"})
+	default:
+		r.step(Step{Layer: LayerMesh, Action: ActionPass, Object: "Pod " + podRef(p) + " (" + initName(mb) + " rules)", Rule: ic.Rule,
+			Why: fmt.Sprintf("the proxy's own connection (uid %d) passes nat OUTPUT untouched: this exemption is what keeps the proxy from redirecting itself in a loop", proxyUID(mb.Capture))})
+	}
+}
+
+// tlsStep decides whether the client proxy originates mTLS to the endpoint at to, and says why.
+func (r *run) tlsStep(m *mesh.Model, p *corev1.Pod, mb mesh.Member, svc *corev1.Service, to netip.AddrPort) {
+	var dp *corev1.Pod
+	for _, x := range r.e.snap.PodsByIP(to.Addr()) {
+		if !x.Spec.HostNetwork {
+			dp = x
+		}
+	}
+	var dm mesh.Member
+	if dp != nil {
+		dm = m.Member(dp)
+	}
+	tls, why := false, ""
+	switch {
+	case dp == nil:
+		why = to.Addr().String() + " is not a meshed pod (no pod in the snapshot has it)"
+	case mb.Mesh == cluster.MeshLinkerd:
+		switch {
+		case dm.Mesh != cluster.MeshLinkerd || dm.Capture == nil:
+			why = podRef(dp) + " has no Linkerd proxy (" + whyOr(dm.NotCaptured, dm.Why) + "): the destination controller gives no identity for it"
+		default:
+			ic := m.Intercept(dp, mesh.Inbound, string(r.pkt.Proto), r.pkt.Src, to, 0)
+			if !ic.Redirected {
+				why = fmt.Sprintf("port %d is skipped by %s's inbound interception: the destination controller gives no identity for it", to.Port(), podRef(dp))
+			} else {
+				tls = true
+				why = "the destination controller returned " + podRef(dp) + "'s identity with the endpoint"
+			}
+		}
+	case mb.Mesh == cluster.MeshIstioSidecar:
+		meshed := dm.Capture != nil && (dm.Mesh == cluster.MeshIstioSidecar || dm.Mesh == cluster.MeshIstioAmbient)
+		ns, name := "", ""
+		if svc != nil {
+			ns, name = svc.Namespace, svc.Name
+		}
+		tls, why = m.IstioClientTLS(dp, meshed, ns, name, int(to.Port()))
+		if !meshed && dm.Mesh != "" {
+			why += " (it is meshed by " + string(dm.Mesh) + ", a different mesh)"
+		}
+	}
+	if tls {
+		server := dm.Identity
+		r.step(Step{Layer: LayerMesh, Action: ActionEncrypt, Object: "Pod " + podRef(p) + " " + mb.ProxyName(),
+			Rule: "mTLS client " + mb.Identity + " → server " + server,
+			Why:  "the connection is wrapped in mutual TLS: the client proxy presents its certificate for " + mb.Identity + " and verifies the server's; " + why})
+		return
+	}
+	r.step(Step{Layer: LayerMesh, Action: ActionPass, Object: "Pod " + podRef(p) + " " + mb.ProxyName(), Rule: "plaintext",
+		Why: "no mTLS: " + why})
+}
+
+// clientIdentity reads the mTLS identity the client proxy presented from the journey so far.
+func (r *run) clientIdentity() string {
+	for i := len(r.j.Hops) - 1; i >= 0; i-- {
+		for _, s := range r.j.Hops[i].Steps {
+			if s.Layer == LayerMesh && s.Action == ActionEncrypt {
+				if rest, ok := strings.CutPrefix(s.Rule, "mTLS client "); ok {
+					id, _, _ := strings.Cut(rest, " → ")
+					return id
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// meshClient describes the connecting side as the server proxy sees it.
+func (r *run) meshClient(id string) mesh.Client {
+	c := mesh.Client{IP: r.pkt.Src.Addr(), Identity: id}
+	if r.src.Kind == FromPod {
+		c.Pod = r.src.Pod
+	}
+	if id != "" {
+		if rest, ok := strings.CutPrefix(id, "spiffe://"); ok {
+			parts := strings.Split(rest, "/")
+			if len(parts) == 5 {
+				c.Namespace, c.ServiceAccount = parts[2], parts[4]
+			}
+		} else if sa, rest, ok := strings.Cut(id, "."); ok {
+			ns, _, _ := strings.Cut(rest, ".")
+			c.Namespace, c.ServiceAccount = ns, sa
+		}
+	}
+	return c
+}
+
+// sidecarInbound: the connection is redirected to the inbound proxy, which terminates mTLS, authorizes, and opens
+// a new connection to the application.
+func (r *run) sidecarInbound(m *mesh.Model, dp *corev1.Pod, mb mesh.Member) bool {
+	id := r.clientIdentity()
+	port := int(r.pkt.Dst.Port())
+	ic, ok := r.interceptStep(m, dp, mb, mesh.Inbound, 0)
+	if !ok {
+		return true
+	}
+	if !ic.Redirected {
+		st := &r.hop.Steps[len(r.hop.Steps)-1]
+		st.Why += ": no mTLS termination and no mesh authorization on this port"
+		if id != "" {
+			st.Why += "; but the client proxy originated mTLS, so the application receives a TLS handshake it does not expect"
+			r.j.Notes = append(r.j.Notes, fmt.Sprintf("mesh: the client sends mTLS to %s port %d, which the server's interception skips: the application sees TLS bytes", podRef(dp), port))
+		}
+		return false
+	}
+	r.enter(proxyLoc(dp, mb, mesh.Inbound))
+	proxyObj := "Pod " + podRef(dp) + " " + mb.ProxyName()
+	client := r.meshClient(id)
+	if id != "" {
+		r.step(Step{Layer: LayerMesh, Action: ActionDecrypt, Object: proxyObj, Rule: "mTLS server " + mb.Identity + " ← client " + id,
+			Why: "the inbound proxy terminates mutual TLS and verifies the client certificate: the client is " + id})
+	} else {
+		r.step(Step{Layer: LayerMesh, Action: ActionPass, Object: proxyObj, Rule: "plaintext",
+			Why: "the connection arrives without mTLS: the client has no identity the server can verify"})
+	}
+	req := mesh.Request{Client: client, Port: port, L7: r.pkt.L7}
+	var d mesh.Decision
+	switch mb.Mesh {
+	case cluster.MeshLinkerd:
+		opaque, why := m.LinkerdOpaque(dp, port)
+		req.Opaque = opaque
+		if opaque {
+			r.step(Step{Layer: LayerMesh, Action: ActionPass, Object: proxyObj, Rule: "opaque port " + strconv.Itoa(port),
+				Why: "protocol detection is skipped (" + why + "): the proxy forwards raw TCP, so only connection-level authorization applies"})
+		} else if r.pkt.L7 != nil {
+			r.step(Step{Layer: LayerMesh, Action: ActionPass, Object: proxyObj, Rule: "protocol detection",
+				Why: "the proxy detects HTTP on the first bytes and authorizes each request"})
+		}
+		d = m.LinkerdInbound(dp, req)
+	case cluster.MeshIstioSidecar:
+		pm := m.IstioPeerMode(dp, port)
+		obj := whyOr(pm.Object, "Istio default (no PeerAuthentication)")
+		switch {
+		case pm.Mode == "STRICT" && id == "":
+			why := fmt.Sprintf("%s; mode STRICT accepts only mTLS and this client is plaintext (not meshed, or its proxy sent plaintext): the sidecar resets the connection", pm.Why)
+			r.step(Step{Layer: LayerMesh, Action: ActionReject, Object: obj, Rule: pm.Rule, Why: why, LatencyEstimate: r.sidecarCost(mb)})
+			r.block(LayerMesh, obj, "PeerAuthentication STRICT refuses plaintext from "+r.pkt.Src.Addr().String())
+			r.finish(Rejected, "the destination's sidecar requires mTLS (STRICT) and the client sent plaintext")
+			return true
+		case pm.Mode == "DISABLE" && id != "":
+			why := pm.Why + "; mode DISABLE expects plaintext but the client originated mTLS: the handshake fails"
+			r.step(Step{Layer: LayerMesh, Action: ActionReject, Object: obj, Rule: pm.Rule, Why: why})
+			r.block(LayerMesh, obj, why)
+			r.finish(Rejected, why)
+			return true
+		}
+		r.step(Step{Layer: LayerMesh, Action: ActionAllow, Object: obj, Rule: whyOr(pm.Rule, "mode "+pm.Mode),
+			Why: fmt.Sprintf("%s; mode %s accepts this %s connection", pm.Why, pm.Mode, map[bool]string{true: "mTLS", false: "plaintext"}[id != ""])})
+		d = m.IstioInbound(dp, req)
+	}
+	action := ActionAllow
+	switch d.Verdict {
+	case mesh.Deny:
+		action = ActionReject
+	case mesh.Unknown:
+		action = ActionUnknown
+	}
+	why := d.Why
+	if d.Audit {
+		why += " (audited)"
+	}
+	r.step(Step{Layer: LayerMesh, Action: action, Object: d.Object, Rule: d.Rule, Why: why})
+	switch d.Verdict {
+	case mesh.Deny:
+		r.block(LayerMesh, d.Object, d.Why)
+		r.finish(Rejected, "refused by "+podRef(dp)+"'s "+mb.ProxyName()+": "+d.Response)
+		return true
+	case mesh.Unknown:
+		r.finish(Unknown, d.Why)
+		return true
+	}
+	// The hop to the application.
+	var after packet.Packet
+	var why2 string
+	sport := uint16(32768 + hashPick(28000, "inbound", r.j.Question.From, r.j.Question.To))
+	if mb.Mesh == cluster.MeshLinkerd {
+		lo := netip.MustParseAddr("127.0.0.1")
+		after = packet.Packet{Proto: r.pkt.Proto, Src: netip.AddrPortFrom(lo, sport), Dst: netip.AddrPortFrom(lo, uint16(port)), L7: r.pkt.L7}
+		why2 = "the inbound proxy opens a new connection to the application over localhost"
+	} else {
+		src := netip.MustParseAddr("127.0.0.6")
+		after = packet.Packet{Proto: r.pkt.Proto, Src: netip.AddrPortFrom(src, sport), Dst: netip.AddrPortFrom(netip.MustParseAddr(dp.Status.PodIP), uint16(port)), L7: r.pkt.L7}
+		why2 = "Envoy's inbound passthrough cluster connects to the application at the pod IP from 127.0.0.6 (the ISTIO_OUTPUT rules return traffic from 127.0.0.6 untouched)"
+	}
+	r.rewrite(Step{Layer: LayerMesh, Action: ActionForward, Object: proxyObj, Rule: "connect " + after.Dst.String(), Why: why2, LatencyEstimate: r.sidecarCost(mb)}, after)
+	r.enter(podLoc(dp))
+	return false
+}
+
+// ambientOutbound and ambientInbound: Istio ambient (ztunnel, HBONE, waypoints) is not modelled on the journey yet.
+func (r *run) ambientOutbound(m *mesh.Model, p *corev1.Pod, mb mesh.Member, choice int) bool {
+	return r.ambientUnknown(p, mb, mesh.Outbound)
+}
+
+func (r *run) ambientInbound(m *mesh.Model, p *corev1.Pod, mb mesh.Member) bool {
+	return r.ambientUnknown(p, mb, mesh.Inbound)
+}
+
+func (r *run) ambientUnknown(p *corev1.Pod, mb mesh.Member, dir string) bool {
+	why := fmt.Sprintf("%s is in Istio ambient mode (%s): its %s traffic goes through ztunnel over HBONE, which this build does not model on the journey yet", podRef(p), mb.Why, dir)
+	r.step(Step{Layer: LayerMesh, Action: ActionUnknown, Object: "Pod " + podRef(p), Why: why})
+	r.finish(Unknown, why)
+	return true
+}
