@@ -505,8 +505,11 @@ func (r *run) sidecarInbound(m *mesh.Model, dp *corev1.Pod, mb mesh.Member) bool
 			r.step(Step{Layer: LayerMesh, Action: ActionPass, Object: proxyObj, Rule: "opaque port " + strconv.Itoa(port),
 				Why: "protocol detection is skipped (" + why + "): the proxy forwards raw TCP, so only connection-level authorization applies"})
 		} else if r.pkt.L7 != nil {
-			r.step(Step{Layer: LayerMesh, Action: ActionPass, Object: proxyObj, Rule: "protocol detection",
-				Why: "the proxy detects HTTP on the first bytes and authorizes each request"})
+			why2 := "the proxy detects HTTP on the first bytes and authorizes each request"
+			if strings.Contains(why, "proxyProtocol") {
+				why2 = "no detection needed: " + why + "; the proxy authorizes each request"
+			}
+			r.step(Step{Layer: LayerMesh, Action: ActionPass, Object: proxyObj, Rule: "protocol detection", Why: why2})
 		}
 		d = m.LinkerdInbound(dp, req)
 	case cluster.MeshIstioSidecar:

@@ -137,7 +137,7 @@ Start with the demo:
 	pf.StringVar(&g.overrides.PodCIDR, "pod-cidr", "", "override the cluster pod CIDR(s), comma-separated")
 	pf.StringVar(&g.overrides.ServiceCIDR, "service-cidr", "", "override the service CIDR(s), comma-separated")
 
-	root.AddCommand(newVersionCmd(g), newInspectCmd(g), newGenCmd(g), newTraceCmd(g), newRulesCmd(g), newReachCmd(g), newCheckCmd(g), newLabCmd(g))
+	root.AddCommand(newVersionCmd(g), newInspectCmd(g), newGenCmd(g), newTraceCmd(g), newRulesCmd(g), newReachCmd(g), newCheckCmd(g), newLabCmd(g), newDiffCmd(g))
 	return root
 }
 
