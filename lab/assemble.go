@@ -134,7 +134,8 @@ func (x *performer) assemble(events map[string][]TraceEvent, sport int, dst neti
 			evs := events[pp.NS]
 			var mine []TraceEvent
 			for _, e := range evs {
-				if e.Hdr.IPID == ipid && e.Hdr.Proto == proto && dports[e.Hdr.DPort] {
+				// Only packets arriving in the pod (the source pod's own output hook is traced too).
+				if e.Hdr.IPID == ipid && e.Hdr.Proto == proto && dports[e.Hdr.DPort] && e.Hdr.IIF != "" {
 					mine = append(mine, e)
 				}
 			}
@@ -253,9 +254,9 @@ func replySource(line string) netip.AddrPort {
 func kubeProxyStep(evs []TraceEvent, mode interface{}) trace.Step {
 	var chains []string
 	seen := map[string]bool{}
-	add := func(c string) { // every chain once, in the order the packet first entered it
-		if !seen[c] {
-			seen[c] = true
+	add := func(table, c string) { // every chain once (per table), in the order the packet first entered it
+		if !seen[table+" "+c] {
+			seen[table+" "+c] = true
 			chains = append(chains, c)
 		}
 	}
@@ -266,12 +267,12 @@ func kubeProxyStep(evs []TraceEvent, mode interface{}) trace.Step {
 		if strings.HasSuffix(e.Table, " "+traceTable) || isPolicyTable(e.Table) {
 			continue
 		}
-		add(chainLabel(e))
+		add(e.Table, chainLabel(e))
 		if e.Kind != "rule" {
 			continue
 		}
 		if v := e.Verdict; strings.HasPrefix(v, "jump ") || strings.HasPrefix(v, "goto ") {
-			add(qualify(e, strings.Fields(v)[1]))
+			add(e.Table, strings.Fields(v)[1])
 		}
 		if s := serviceOf(e); s != "" && obj == "" {
 			obj = s
@@ -306,8 +307,6 @@ func chainLabel(e TraceEvent) string {
 	f := strings.Fields(e.Table)
 	return f[len(f)-1] + "/" + e.Chain
 }
-
-func qualify(e TraceEvent, target string) string { return target }
 
 // serviceOf reads the Service a kube-proxy rule belongs to: the nftables chain name (service-HASH-ns/name/proto/port)
 // or the iptables rule comment ("ns/name:port …").

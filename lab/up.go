@@ -67,8 +67,9 @@ func Up(ctx context.Context, snap *cluster.Snapshot, opt Options) (st *State, er
 			return nil, fmt.Errorf("network namespace %s already exists but no lab %q state lists it: remove it by hand (ip netns del %s) after checking nobody uses it", ns, opt.Name, ns)
 		}
 	}
-	st = &State{Schema: StateSchema, Name: opt.Name, Created: time.Now().UTC(), Inputs: opt.Inputs, Plan: plan,
+	built := &State{Schema: StateSchema, Name: opt.Name, Created: time.Now().UTC(), Inputs: opt.Inputs, Plan: plan,
 		Namespaces: plan.NamespaceNames(), Notes: append([]string(nil), plan.Notes...)}
+	st = built
 	for _, pp := range plan.Pods {
 		st.Paths = append(st.Paths, filepath.Join("/etc/netns", pp.NS))
 	}
@@ -78,7 +79,7 @@ func Up(ctx context.Context, snap *cluster.Snapshot, opt Options) (st *State, er
 	}
 	defer func() {
 		if err != nil {
-			if derr := Down(context.Background(), st); derr != nil {
+			if derr := Down(context.Background(), built); derr != nil {
 				err = fmt.Errorf("%w; cleaning up also failed: %v (run `kpath lab down --name %s`)", err, derr, opt.Name)
 			}
 			st = nil
@@ -343,18 +344,29 @@ func (b *builder) rules() error {
 	return parallel(b.ctx, len(p.Nodes), func(i int) error {
 		n := p.Nodes[i]
 		script := traceTableScript()
-		if p.Mode != "" {
+		if p.Mode == kubeproxy.ModeIPTables {
+			// kube-proxy creates the nfacct counter its INVALID-drop rule names over netlink; without that object
+			// (no nfacct tool here) it renders the rule without the counter, as kube-proxy does when nfacct is
+			// unavailable. The chains and verdicts are the same as `kpath rules --mode iptables`.
+			cfg := kubeproxy.ConfigFor(b.snap, b.snap.Node(n.Name))
+			cfg.Mode, cfg.NoNFAcct = kubeproxy.ModeIPTables, true
+			idx, err := kubeproxy.NewIndex(cfg, b.snap.Services, b.snap.EndpointSlices)
+			if err != nil {
+				return err
+			}
+			var buf strings.Builder
+			if err := idx.RenderIPTables(&buf); err != nil {
+				return err
+			}
+			if _, err := run(b.ctx, buf.String(), "ip", "netns", "exec", n.NS, "iptables-restore", "-w"); err != nil {
+				return fmt.Errorf("node %s: loading the rendered iptables rules: %w", n.Name, err)
+			}
+		} else if p.Mode != "" {
 			nr, err := trace.RenderNodeRules(b.snap, b.snap.Node(n.Name), p.Mode)
 			if err != nil {
 				return err
 			}
-			if p.Mode == kubeproxy.ModeIPTables {
-				if _, err := run(b.ctx, nr.Text, "ip", "netns", "exec", n.NS, "iptables-restore", "-w"); err != nil {
-					return fmt.Errorf("node %s: loading the rendered iptables rules: %w", n.Name, err)
-				}
-			} else {
-				script = nr.Text + "\n" + script
-			}
+			script = nr.Text + "\n" + script
 		}
 		if _, err := run(b.ctx, script, "ip", "netns", "exec", n.NS, "nft", "-f", "-"); err != nil {
 			return fmt.Errorf("node %s: loading the rendered nftables rules: %w", n.Name, err)
