@@ -377,7 +377,7 @@ type Egress struct {
 func (m *Model) IstioEgress(src *corev1.Pod, ns, name string, port int) Egress {
 	var sc *Sidecar
 	for _, s := range m.Res.Sidecars {
-		if s.Namespace == src.Namespace && s.Spec.WorkloadSelector != nil && wlSelects(s.Spec.WorkloadSelector, src.Labels) {
+		if s.Namespace == src.Namespace && s.Spec.WorkloadSelector != nil && len(s.Spec.WorkloadSelector.Labels) > 0 && labelsSubset(s.Spec.WorkloadSelector.Labels, src.Labels) {
 			sc = s
 			break
 		}
@@ -439,4 +439,13 @@ func (m *Model) IstioEgress(src *corev1.Pod, ns, name string, port int) Egress {
 	}
 	return Egress{Known: false, Mode: mode, Object: sc.Ref(), Rule: "spec.egress",
 		Why: fmt.Sprintf("%s's egress hosts do not include %s: the sidecar has no cluster for it", sc.Ref(), fqdn)}
+}
+
+func labelsSubset(sel, l map[string]string) bool {
+	for k, v := range sel {
+		if l[k] != v {
+			return false
+		}
+	}
+	return true
 }

@@ -253,7 +253,10 @@ type IstioOperation struct {
 type Sidecar struct {
 	Meta
 	Spec struct {
-		WorkloadSelector *WorkloadSelector `json:"workloadSelector,omitempty"`
+		// WorkloadSelector of a Sidecar uses "labels" (not matchLabels).
+		WorkloadSelector *struct {
+			Labels map[string]string `json:"labels,omitempty"`
+		} `json:"workloadSelector,omitempty"`
 		Egress           []struct {
 			Port *struct {
 				Number int `json:"number"`
