@@ -135,3 +135,15 @@ func TestDiffAfterMesh(t *testing.T) {
 		t.Errorf("diff text differs from %s (run go test ./trace -update):\n%s", path, diffLines(string(want), buf.String()))
 	}
 }
+
+// BenchmarkMeshJourney is a full meshed journey (DNS, interception, proxy route and endpoint choice, mTLS, overlay,
+// inbound authorization) on the demo plus its meshed namespaces.
+func BenchmarkMeshJourney(b *testing.B) {
+	e := meshDemo(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := e.Trace("linkerd-shop/web", "http://api.linkerd-shop:8080/api/items", trace.Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
