@@ -127,8 +127,6 @@ func TestLinkerdAuthorization(t *testing.T) {
 	}{
 		{"Default policies: all-unauthenticated (the cluster default) lets a plaintext client reach a port no Server selects",
 			pod("linkerd-shop", "web-7d4b9c6f5-abcde"), 8080, plain, nil, Allow},
-		{"Default policies: a namespace's all-authenticated refuses a plaintext client",
-			pod("l5d-policy", "closed-not-used"), 0, plain, nil, ""},
 		{"Default policies: all-authenticated (namespace annotation) refuses a plaintext client on an unselected port",
 			pod("l5d-policy", "authd"), 7777, plain, nil, Deny},
 		{"Default policies: all-authenticated admits a meshed client",
@@ -163,9 +161,6 @@ func TestLinkerdAuthorization(t *testing.T) {
 			pod("l5d-policy", "authd"), 8080, plain, nil, Unknown},
 	}
 	for _, tc := range cases {
-		if tc.want == "" {
-			continue
-		}
 		t.Run(tc.name, func(t *testing.T) {
 			ns, name := splitRef(tc.pod)
 			p := m.Snapshot().Pod(ns, name)

@@ -257,7 +257,7 @@ type Sidecar struct {
 		WorkloadSelector *struct {
 			Labels map[string]string `json:"labels,omitempty"`
 		} `json:"workloadSelector,omitempty"`
-		Egress           []struct {
+		Egress []struct {
 			Port *struct {
 				Number int `json:"number"`
 			} `json:"port,omitempty"`
