@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kpath/kpath/lab"
+	"github.com/kpath/kpath/latency"
 	"github.com/kpath/kpath/packet"
 	"github.com/kpath/kpath/trace"
 )
@@ -90,4 +91,45 @@ func asQuestion(err error, qe **trace.QuestionError) bool {
 	return ok
 }
 
-func newLabBenchCmd(g *globals) *cobra.Command { return &cobra.Command{Use: "bench"} }
+func newLabBenchCmd(g *globals) *cobra.Command {
+	var out string
+	var services []int
+	var samples int
+	cmd := &cobra.Command{
+		Use:   "bench [--out calibration.json]",
+		Short: "Measure per-hop costs on this kernel (veth, bridge, VXLAN, nftables vs iptables DNAT) and write a latency calibration",
+		Long: `Build throwaway labs and measure: UDP echo round trips across one veth, a bridge and the VXLAN overlay, and new
+TCP connections to a ClusterIP versus the pod IP with kube-proxy's nftables and iptables rules for 1,000 and 5,000
+Services. The result is written in the calibration format package latency reads (docs/latency-model.md).`,
+		Example: `  sudo kpath lab bench --out calibration.json`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireRoot(); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			rep, err := lab.Bench(ctx, lab.BenchOptions{Services: services, Samples: samples, Log: g.stderr})
+			if err != nil {
+				return &exitError{ExitError, err}
+			}
+			w := g.stdout
+			if out != "" {
+				f, err := os.Create(out)
+				if err != nil {
+					return &exitError{ExitError, err}
+				}
+				defer f.Close()
+				w = f
+			}
+			if g.output == "json" && out == "" {
+				return writeStructured(g.stdout, "json", rep)
+			}
+			return latency.WriteCalibration(w, rep.Calibration)
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "write the calibration file here (default: stdout)")
+	cmd.Flags().IntSliceVar(&services, "services", []int{1000, 5000}, "Service counts for the DNAT measurements")
+	cmd.Flags().IntVar(&samples, "samples", 2000, "samples per echo measurement (connections: a quarter)")
+	return cmd
+}
