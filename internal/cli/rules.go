@@ -301,9 +301,14 @@ func podMesh(snap *cluster.Snapshot, pod *corev1.Pod, ns *corev1.Namespace) (clu
 			return cluster.MeshIstioSidecar, "namespace label istio.io/rev=" + r
 		}
 	}
+	// A control plane alone meshes nothing (injection is opt-in); only --mesh forces it: "what would injection install".
+	if e, ok := snap.Profile.Setting("mesh"); ok && e.How == cluster.FromOverride &&
+		(snap.Profile.Mesh == cluster.MeshLinkerd || snap.Profile.Mesh == cluster.MeshIstioSidecar) {
+		return snap.Profile.Mesh, "--mesh " + string(snap.Profile.Mesh) + " (as if the pod were injected)"
+	}
 	switch snap.Profile.Mesh {
 	case cluster.MeshLinkerd, cluster.MeshIstioSidecar:
-		return snap.Profile.Mesh, "the cluster's mesh is " + string(snap.Profile.Mesh)
+		return "", "no proxy container or injection opt-in on the pod or its namespace (the cluster runs " + string(snap.Profile.Mesh) + ", but injection is opt-in)"
 	case cluster.MeshNone, "":
 		return "", "no Linkerd or Istio proxy container, injection annotation or namespace opt-in, and the cluster has no mesh"
 	}
