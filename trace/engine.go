@@ -14,6 +14,7 @@ import (
 	"github.com/kpath/kpath/dns"
 	"github.com/kpath/kpath/kubeproxy"
 	"github.com/kpath/kpath/latency"
+	"github.com/kpath/kpath/mesh"
 	"github.com/kpath/kpath/packet"
 )
 
@@ -42,6 +43,9 @@ type Engine struct {
 
 	pol   PolicyEvaluator
 	rules ruleCache // kube-proxy rulesets per node, for --rules
+
+	meshOnce sync.Once
+	mesh     *mesh.Model
 
 	mu sync.Mutex
 	kp map[string]*kubeproxy.Index

@@ -3,11 +3,8 @@ package trace
 import (
 	"fmt"
 	"net/netip"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
-	"weak"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -18,25 +15,11 @@ import (
 	"github.com/kpath/kpath/packet"
 )
 
-// meshModels holds one mesh model per engine (built on first use). Keys are weak so an engine that is no longer
-// used is collected with its model.
-var meshModels sync.Map // weak.Pointer[Engine] → *meshOnce
-
-type meshOnce struct {
-	once sync.Once
-	m    *mesh.Model
-}
-
-// MeshModel returns the engine's mesh model: pod membership, identities and decoded mesh policy.
+// MeshModel returns the engine's mesh model: pod membership, identities and decoded mesh policy (built on first
+// use, so journeys that meet no meshed pod never pay for it).
 func (e *Engine) MeshModel() *mesh.Model {
-	k := weak.Make(e)
-	v, loaded := meshModels.LoadOrStore(k, &meshOnce{})
-	if !loaded {
-		runtime.AddCleanup(e, func(k weak.Pointer[Engine]) { meshModels.Delete(k) }, k)
-	}
-	mo := v.(*meshOnce)
-	mo.once.Do(func() { mo.m = mesh.New(e.snap) })
-	return mo.m
+	e.meshOnce.Do(func() { e.mesh = mesh.New(e.snap) })
+	return e.mesh
 }
 
 // meshStage runs the mesh's part of the journey for pod p: dir "outbound" in the source pod (interception, the
