@@ -72,21 +72,20 @@ type KindReport struct {
 
 // Report summarises a listing.
 type Report struct {
-	Name    string         `json:"name"`   // "live:CONTEXT"
-	Server  string         `json:"server"` // API server URL
-	Kinds   []KindReport   `json:"kinds"`
-	Elapsed time.Duration  `json:"elapsedNs"`
-	Err     error          `json:"-"`
-	mu      sync.Mutex     // guards Kinds while listing
-	streams []*pageStream  // one per kind, in Kinds order
-	cancel  func()         // stops listing
-	done    chan struct{}  // closed when every kind is finished
-	opts    Options        // with defaults
-	start   time.Time      // listing start
+	Name    string        `json:"name"`   // "live:CONTEXT"
+	Server  string        `json:"server"` // API server URL
+	Kinds   []KindReport  `json:"kinds"`
+	Elapsed time.Duration `json:"elapsedNs"`
+	Err     error         `json:"-"`
+	mu      sync.Mutex    // guards Kinds while listing
+	streams []*pageStream // one per kind, in Kinds order
+	cancel  func()        // stops listing
+	done    chan struct{} // closed when every kind is finished
+	opts    Options       // with defaults
+	start   time.Time     // listing start
 	client  *rest.RESTClient
 	disc    *discovery.DiscoveryClient
 	ctx     context.Context
-	_       [0]func()      // not comparable
 }
 
 // Progress is a moment of a listing, for a progress line.

@@ -137,11 +137,11 @@ Start with the demo:
 	pf.StringVar(&g.overrides.PodCIDR, "pod-cidr", "", "override the cluster pod CIDR(s), comma-separated")
 	pf.StringVar(&g.overrides.ServiceCIDR, "service-cidr", "", "override the service CIDR(s), comma-separated")
 
-	root.AddCommand(newVersionCmd(g), newInspectCmd(g), newGenCmd(g), newTraceCmd(g), newRulesCmd(g), newReachCmd(g), newCheckCmd(g), newLabCmd(g), newDiffCmd(g))
+	root.AddCommand(append([]*cobra.Command{newVersionCmd(g), newInspectCmd(g), newGenCmd(g), newTraceCmd(g), newRulesCmd(g), newReachCmd(g), newCheckCmd(g), newLabCmd(g), newDiffCmd(g)}, liveCommands(root, g)...)...)
 	return root
 }
 
-// load builds the snapshot from --demo and/or -f.
+// load builds the snapshot from --demo and/or -f, or else from the live cluster.
 func (g *globals) load() (*cluster.Snapshot, error) {
 	var srcs []cluster.Source
 	if g.demo {
@@ -157,7 +157,8 @@ func (g *globals) load() (*cluster.Snapshot, error) {
 		srcs = append(srcs, fs...)
 	}
 	if len(srcs) == 0 {
-		return nil, usageErr("no cluster state given: use -f FILE|DIR|- for manifests or a kubectl dump, or --demo for the embedded demo cluster")
+		// Neither -f nor --demo: the live cluster of --kubeconfig/--context (or the current context, or in-cluster).
+		return g.loadLive()
 	}
 	ns := g.namespace
 	snap, err := cluster.Load(srcs, cluster.Options{Strict: g.strict, DefaultNamespace: ns, Overrides: g.overrides})
