@@ -21,9 +21,10 @@ import (
 //     many leading bits after redaction as before, so pod IPs stay inside their node's redacted pod CIDR and Service
 //     IPs inside the Service CIDR. Private ranges keep their well-known prefix (10/8, 172.16/12, 192.168/16,
 //     100.64/10, fc00::/7); loopback and link-local addresses (NodeLocal DNS's 169.254.20.10) are kept.
+//   - Inside free text (images, provider IDs, URLs, annotations, ConfigMap data) known names and IPv4 addresses are
+//     replaced; other words stay.
 //   - Kept as they are: label keys, objects and names in system namespaces (default, kube-*) that kpath detects the
-//     dataplane from (kube-proxy, coredns, …), well-known protocol words, numbers, and free text other than IPv4
-//     addresses inside it (container images, ConfigMap data, annotations).
+//     dataplane from (kube-proxy, coredns, …), well-known protocol words and numbers.
 //
 // The key makes pseudonyms unguessable: without one (the default key), a short name can be found by trying
 // candidates. Pass a private key to share snapshots that must not be reversed.
@@ -60,9 +61,8 @@ var schemaFields = map[string]bool{
 	"apiVersion": true, "operator": true, "type": true, "protocol": true, "appProtocol": true, "addressType": true,
 	"effect": true, "dnsPolicy": true, "restartPolicy": true, "imagePullPolicy": true, "phase": true, "status": true,
 	"reason": true, "fieldPath": true, "resource": true, "apiGroup": true, "mountPath": true, "path": true,
-	"image": true, "command": true, "args": true, "schedulerName": true, "sessionAffinity": true,
+	"schedulerName": true, "sessionAffinity": true,
 	"externalTrafficPolicy": true, "internalTrafficPolicy": true, "ipFamilyPolicy": true, "ipFamilies": true,
-	"serviceAccount": false,
 }
 
 func systemNamespace(ns string) bool {
@@ -139,7 +139,10 @@ func (r *Redactor) walk(v any, field string) any {
 	return v
 }
 
-var ipv4InText = regexp.MustCompile(`\b(?:\d{1,3}\.){3}\d{1,3}(?:/\d{1,2})?\b`)
+var (
+	ipv4InText = regexp.MustCompile(`\b(?:\d{1,3}\.){3}\d{1,3}(?:/\d{1,2})?\b`)
+	wordInText = regexp.MustCompile(`[a-z0-9](?:[a-z0-9-]*[a-z0-9])?`)
+)
 
 func (r *Redactor) str(s string, schema bool) string {
 	if a, err := netip.ParseAddr(s); err == nil {
@@ -148,20 +151,8 @@ func (r *Redactor) str(s string, schema bool) string {
 	if p, err := netip.ParsePrefix(s); err == nil {
 		return r.Prefix(p).String()
 	}
-	if !schema {
-		if p := r.name(s); p != s {
-			return p
-		}
-		if strings.Contains(s, ".") && dnsLike(s) {
-			parts := strings.Split(s, ".")
-			for i, part := range parts {
-				parts[i] = r.name(part)
-			}
-			return strings.Join(parts, ".")
-		}
-	}
 	if strings.IndexByte(s, '.') >= 0 {
-		return ipv4InText.ReplaceAllStringFunc(s, func(m string) string {
+		s = ipv4InText.ReplaceAllStringFunc(s, func(m string) string {
 			if a, err := netip.ParseAddr(m); err == nil {
 				return r.IP(a).String()
 			}
@@ -171,7 +162,14 @@ func (r *Redactor) str(s string, schema bool) string {
 			return m
 		})
 	}
-	return s
+	if schema {
+		return s
+	}
+	if p := r.name(s); p != s {
+		return p
+	}
+	// Names inside DNS names, URLs, provider IDs, images, "ns/name" references, JSON text.
+	return wordInText.ReplaceAllStringFunc(s, r.name)
 }
 
 // name maps one name-like string (or returns it unchanged).
@@ -337,3 +335,7 @@ func (r *Redactor) flip(prefix string) bool {
 	r.flips[prefix] = f
 	return f
 }
+
+// Name returns the pseudonym of a name, DNS name or address as Redact rewrote it (call after Redact), to translate
+// questions about the original cluster into the redacted one.
+func (r *Redactor) Name(s string) string { return r.str(s, false) }
