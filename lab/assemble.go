@@ -70,6 +70,17 @@ func (x *performer) assemble(events map[string][]TraceEvent, sport int, dst neti
 			}
 		}
 	}
+	if dnatTo == "" && len(seen) > 0 {
+		// No conntrack entry (a packet dropped before POSTROUTING is never confirmed): read the DNAT from the
+		// destination the packet carried after kube-proxy's rules in the first node.
+		for _, e := range seen[0].events {
+			if h := e.Hdr; h.Dst != "" && (h.Dst != dst.Addr().String() || h.DPort != int(dst.Port())) {
+				if a, err := netip.ParseAddr(h.Dst); err == nil {
+					dnatTo = netip.AddrPortFrom(a, uint16(h.DPort)).String()
+				}
+			}
+		}
+	}
 	var rejectRule, dropRule, policyDrop string
 	for i, no := range seen {
 		n := no.plan

@@ -252,7 +252,15 @@ func (x *performer) resolve(ctx context.Context) (netip.Addr, bool) {
 	t0 := time.Now()
 	out, err := run(ctx, "", "ip", "netns", "exec", x.ns, "getent", "ahosts", x.tgt.Name)
 	took := time.Since(t0)
-	qs := readDNSLog(x.st.DNSLog(), before)
+	var qs []DNSLogEntry
+	for _, q := range readDNSLog(x.st.DNSLog(), before) {
+		// Only this lookup's queries: from the client's address, received after it started (a previous
+		// question's last log lines may still be landing).
+		if q.T >= t0.UnixNano() && strings.HasPrefix(q.Client, x.srcIP.String()+":") {
+			qs = append(qs, q)
+		}
+	}
+	sort.SliceStable(qs, func(i, j int) bool { return qs[i].T < qs[j].T })
 	d := &trace.DNS{Name: x.tgt.Name, Resolver: "glibc", Queries: []trace.DNSQuery{}}
 	if pp := x.st.Plan.Pod(x.srcLoc.Name); pp != nil {
 		d.ResolvConf = strings.TrimSpace(pp.ResolvConf)

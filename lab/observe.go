@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
+	"net"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -39,8 +41,25 @@ type PacketHeader struct {
 type monitor struct {
 	ns     string
 	cmd    *exec.Cmd
-	out    bytes.Buffer
+	out    lockedBuffer
 	cancel context.CancelFunc
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func startMonitors(ctx context.Context, nss []string) ([]*monitor, error) {
@@ -59,8 +78,26 @@ func startMonitors(ctx context.Context, nss []string) ([]*monitor, error) {
 		}
 		ms = append(ms, m)
 	}
-	// nft prints nothing when it is ready; give it time to subscribe to the trace group.
-	time.Sleep(250 * time.Millisecond)
+	// nft prints nothing when it is ready: send a probe inside each namespace (to its own loopback, port 9) until
+	// its monitor reports it, so no monitor misses the traced packet on a busy machine.
+	deadline := time.Now().Add(5 * time.Second)
+	for _, m := range ms {
+		for !strings.Contains(m.out.String(), "udp dport 9 ") {
+			if time.Now().After(deadline) {
+				stopMonitors(ms)
+				return nil, fmt.Errorf("nft monitor trace in %s did not start within 5s", m.ns)
+			}
+			_ = inNetns(m.ns, func() error {
+				c, err := net.Dial("udp4", "127.0.0.1:9")
+				if err == nil {
+					c.Write([]byte("kpath-probe"))
+					c.Close()
+				}
+				return nil
+			})
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	return ms, nil
 }
 
