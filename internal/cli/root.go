@@ -14,6 +14,7 @@ import (
 
 	"github.com/kpath/kpath/cluster"
 	"github.com/kpath/kpath/demo"
+	"github.com/kpath/kpath/mesh"
 )
 
 // Exit codes, documented in README.md.
@@ -45,19 +46,20 @@ func usageErr(format string, a ...any) error {
 
 // globals are the flags every command shares.
 type globals struct {
-	files      []string
-	recursive  bool
-	namespace  string
-	allNS      bool
-	output     string
-	demo       bool
-	strict     bool
-	verbose    int
-	overrides  cluster.Overrides
-	stdin      io.Reader
-	stdout     io.Writer
-	stderr     io.Writer
-	outputSeen bool
+	files       []string
+	recursive   bool
+	namespace   string
+	allNS       bool
+	output      string
+	demo        bool
+	demoVariant string // "" (the shop) or "mesh" (the shop plus meshed namespaces)
+	strict      bool
+	verbose     int
+	overrides   cluster.Overrides
+	stdin       io.Reader
+	stdout      io.Writer
+	stderr      io.Writer
+	outputSeen  bool
 }
 
 // Main runs kpath with args and returns the process exit code.
@@ -126,7 +128,8 @@ Start with the demo:
 	pf.StringVarP(&g.namespace, "namespace", "n", "", "namespace for objects that have none, and the scope of listings")
 	pf.BoolVarP(&g.allNS, "all-namespaces", "A", false, "list every namespace (the default when -n is not given)")
 	pf.StringVarP(&g.output, "output", "o", "text", "output format: text|json|yaml")
-	pf.BoolVar(&g.demo, "demo", false, "use the embedded demo cluster (with -f: add the files to it)")
+	pf.Var(&demoFlag{on: &g.demo, variant: &g.demoVariant}, "demo", "use the embedded demo cluster (with -f: add the files to it); --demo=mesh adds Linkerd- and Istio-meshed namespaces")
+	pf.Lookup("demo").NoOptDefVal = "true"
 	pf.BoolVar(&g.strict, "strict", false, "stop at the first input error instead of reporting it and going on")
 	pf.CountVarP(&g.verbose, "verbose", "v", "more detail (repeat for more)")
 	pf.StringVar(&g.overrides.ProxyMode, "proxy-mode", "", "override the detected kube-proxy mode: iptables|ipvs|nftables|cilium-ebpf|none")
@@ -147,6 +150,11 @@ func (g *globals) load() (*cluster.Snapshot, error) {
 	if g.demo {
 		for _, f := range demo.Files() {
 			srcs = append(srcs, cluster.BytesSource("demo/"+f.Name, f.Data))
+		}
+		if g.demoVariant == "mesh" {
+			for _, f := range mesh.DemoFiles() {
+				srcs = append(srcs, cluster.BytesSource("demo/mesh/"+f.Name, f.Data))
+			}
 		}
 	}
 	if len(g.files) > 0 {
@@ -225,3 +233,36 @@ func newVersionCmd(g *globals) *cobra.Command {
 }
 
 var _ = os.Stdout
+
+// demoFlag is --demo (a boolean) that also accepts a variant: --demo=mesh.
+type demoFlag struct {
+	on      *bool
+	variant *string
+}
+
+func (d *demoFlag) String() string {
+	if d.on == nil || !*d.on {
+		return "false"
+	}
+	if *d.variant != "" {
+		return *d.variant
+	}
+	return "true"
+}
+
+func (d *demoFlag) Set(v string) error {
+	switch v {
+	case "true", "shop":
+		*d.on, *d.variant = true, ""
+	case "false":
+		*d.on, *d.variant = false, ""
+	case "mesh":
+		*d.on, *d.variant = true, "mesh"
+	default:
+		return fmt.Errorf("want --demo, --demo=mesh or --demo=false, not %q", v)
+	}
+	return nil
+}
+
+func (d *demoFlag) Type() string     { return "demo" }
+func (d *demoFlag) IsBoolFlag() bool { return true }
