@@ -61,7 +61,7 @@ func (s journeyShape) decisions() journeyShape {
 type journeyJSON struct {
 	Verdict string `json:"verdict"`
 	Hops    []struct {
-		Steps    []struct {
+		Steps []struct {
 			Layer  string `json:"layer"`
 			Action string `json:"action"`
 		} `json:"steps"`

@@ -103,12 +103,13 @@ type KindProgress struct {
 	Done  bool
 }
 
-// Unlisted returns the kinds that could not be listed (forbidden or not served) with the reason.
+// Unlisted returns the kinds the credentials may not list, with the reason: their absence from the snapshot means
+// "unknown", not "none". Kinds the cluster does not serve are not here: without the CRD no such object exists.
 func (r *Report) Unlisted() map[string]string {
 	out := map[string]string{}
 	for _, k := range r.Kinds {
-		if k.Status != StatusListed {
-			out[k.Kind.Kind] = string(k.Status) + ": " + k.Reason
+		if k.Status == StatusForbidden {
+			out[k.Kind.Kind] = k.Reason
 		}
 	}
 	return out
