@@ -105,8 +105,11 @@ type Profile struct {
 	MTU    int `json:"mtu"`
 	PodMTU int `json:"podMTU"`
 	// MasqueradeAll is kube-proxy's masqueradeAll; ClusterCIDR its local-traffic detector (clusterCIDR).
-	MasqueradeAll bool       `json:"masqueradeAll,omitempty"`
-	Evidence      []Evidence `json:"evidence"`
+	MasqueradeAll bool `json:"masqueradeAll,omitempty"`
+	// PolicyEnforcer is what implements NetworkPolicy on the nodes (calico, cilium, kube-network-policies, …), or
+	// "none" when nothing does (flannel alone): then policies exist in the API but drop nothing.
+	PolicyEnforcer string     `json:"policyEnforcer"`
+	Evidence       []Evidence `json:"evidence"`
 }
 
 // Setting returns the evidence for one setting name ("proxyMode", "cni", ...).
@@ -121,13 +124,15 @@ func (p *Profile) Setting(name string) (Evidence, bool) {
 
 // Overrides are profile settings forced from the command line. Empty fields keep what was detected.
 type Overrides struct {
-	ProxyMode     string
-	CNI           string
-	Mesh          string
-	Encryption    string
-	ClusterDomain string
-	PodCIDR       string
-	ServiceCIDR   string
+	ProxyMode string
+	// PolicyEnforcer: a NetworkPolicy implementation name, or "none".
+	PolicyEnforcer string
+	CNI            string
+	Mesh           string
+	Encryption     string
+	ClusterDomain  string
+	PodCIDR        string
+	ServiceCIDR    string
 }
 
 var (
@@ -418,6 +423,7 @@ func (b *builder) detectProfile() {
 
 	// --- mesh ---
 	b.detectMesh(ev)
+	b.detectPolicyEnforcer(ev)
 
 	// --- cluster domain ---
 	switch {
@@ -634,4 +640,52 @@ func (b *builder) detectMesh(ev func(string, string, string, Ref, string)) {
 	for _, h := range hits {
 		ev("mesh", string(h.mesh), FromDetected, h.ref, h.detail)
 	}
+}
+
+// PolicyNone is PolicyEnforcer's value when nothing enforces NetworkPolicy.
+const PolicyNone = "none"
+
+// Policy controllers by DaemonSet name. Calico, Cilium, Antrea and kube-router implement NetworkPolicy themselves;
+// kube-network-policies is SIG Network's standalone nftables implementation (kind ships it with kindnet); canal runs
+// Calico's policy engine beside flannel.
+var policyDaemonSets = []struct{ ds, enforcer string }{
+	{"calico-node", "calico"}, {"canal", "calico"}, {"cilium", "cilium"}, {"kube-network-policies", "kube-network-policies"},
+	{"kube-router", "kube-router"}, {"antrea-agent", "antrea"}, {"weave-net", "weave"}, {"kindnet", "kindnet"},
+}
+
+func (b *builder) detectPolicyEnforcer(ev func(string, string, string, Ref, string)) {
+	p := &b.snap.Profile
+	if o := b.opts.Overrides.PolicyEnforcer; o != "" {
+		p.PolicyEnforcer = o
+		ev("policyEnforcer", o, FromOverride, Ref{}, "--policy-enforcer")
+		return
+	}
+	for _, c := range policyDaemonSets {
+		if ds := b.findDaemonSet(c.ds); ds != nil {
+			p.PolicyEnforcer = c.enforcer
+			detail := "DaemonSet " + c.ds + " implements NetworkPolicy"
+			if c.ds == "kindnet" {
+				detail = "kindnet embeds kube-network-policies (kind ≥ v0.24) to implement NetworkPolicy"
+			}
+			ev("policyEnforcer", c.enforcer, FromDetected, refOf("DaemonSet", ds), detail)
+			return
+		}
+	}
+	if ds := b.findDaemonSet("aws-node"); ds != nil {
+		for _, c := range ds.Spec.Template.Spec.Containers {
+			if c.Name == "aws-network-policy-agent" {
+				p.PolicyEnforcer = "aws-network-policy-agent"
+				ev("policyEnforcer", p.PolicyEnforcer, FromDetected, refOf("DaemonSet", ds), "container aws-network-policy-agent in aws-node")
+				return
+			}
+		}
+	}
+	if e, ok := p.Setting("cni"); ok && e.How == FromDetected && (p.CNI == CNIFlannelVXLAN || p.CNI == CNIFlannelHostGW || p.CNI == CNIAWSVPC) {
+		p.PolicyEnforcer = PolicyNone
+		ev("policyEnforcer", PolicyNone, FromDetected, Ref{}, string(p.CNI)+" does not implement NetworkPolicy and no policy controller "+
+			"(calico/canal, cilium, kube-network-policies, kube-router, antrea) was found: policies are stored but drop nothing")
+		return
+	}
+	p.PolicyEnforcer = "assumed"
+	ev("policyEnforcer", "assumed", FromDefault, Ref{}, "no CNI or policy controller in the input: assumed NetworkPolicy is enforced (say --policy-enforcer none if it is not)")
 }

@@ -36,6 +36,12 @@ func (b *builder) policy(disabled bool) error {
 		b.st.Policy = PolicyState{How: "not enforced: --no-policy"}
 		return nil
 	}
+	if b.snap.Profile.PolicyEnforcer == cluster.PolicyNone {
+		// The model predicts that nothing drops traffic for policy; the lab builds the same cluster.
+		ev, _ := b.snap.Profile.Setting("policyEnforcer")
+		b.st.Policy = PolicyState{How: "not enforced, as in the modelled cluster: " + ev.Detail}
+		return nil
+	}
 	eng := netpol.New(b.snap)
 	if eng.PolicyCount() == 0 {
 		b.st.Policy = PolicyState{Enforced: true, How: "the snapshot has no policies: everything is allowed"}

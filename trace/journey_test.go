@@ -270,3 +270,28 @@ func TestNodeSources(t *testing.T) {
 		}
 	})
 }
+
+func TestPoliciesThatNothingEnforcesDropNothing(t *testing.T) {
+	var srcs []cluster.Source
+	for _, f := range demo.Files() {
+		srcs = append(srcs, cluster.BytesSource("demo/"+f.Name, f.Data))
+	}
+	s, err := cluster.Load(srcs, cluster.Options{Overrides: cluster.Overrides{PolicyEnforcer: cluster.PolicyNone}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := engine(t, s).Trace("shop/checkout", "cart.shop:8080", trace.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Verdict != trace.Delivered {
+		t.Fatalf("verdict %s (%s): with no NetworkPolicy implementation the default-deny drops nothing", j.Verdict, j.VerdictReason)
+	}
+	noted := false
+	for _, n := range j.Notes {
+		noted = noted || strings.Contains(n, "not enforced")
+	}
+	if !noted {
+		t.Errorf("the journey must say the policy that would deny is not enforced; notes: %v", j.Notes)
+	}
+}

@@ -25,8 +25,6 @@ type run struct {
 	depth   int
 	done    bool
 	masq    masqPending
-	// pendingDeny: egress policy denied; the walk continues to collect ingress blockers too.
-	pendingDeny bool
 }
 
 // masqPending is a masquerade decided in PREROUTING/OUTPUT (kube-proxy's mark) and applied in POSTROUTING.
@@ -278,9 +276,6 @@ func ptr[T any](v T) *T { return &v }
 
 // finalize closes the journey: a verdict if none was reached, the latency budget, the return path.
 func (r *run) finalize() {
-	if r.pendingDeny && !r.done {
-		r.finish(Dropped, "dropped by egress policy at the source")
-	}
 	if !r.done {
 		r.finish(Unknown, "the walk ended without reaching a verdict")
 	}

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kpath/kpath/cluster"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -37,6 +39,13 @@ func (r *run) policyStep(p *corev1.Pod, dir string) bool {
 	if r.e.pol != nil {
 		src, dst := r.pkt.Src.Addr().String(), r.pkt.Dst.Addr().String()
 		d := r.e.pol.Decide(dir, src, dst, int(r.pkt.Dst.Port()), string(r.pkt.Proto))
+		if d.Verdict == "denied" && r.e.prof.PolicyEnforcer == cluster.PolicyNone {
+			ev, _ := r.e.prof.Setting("policyEnforcer")
+			why := fmt.Sprintf("%s would deny this (%s), but nothing enforces NetworkPolicy here: %s", whyOr(d.Object, "policy"), d.Why, ev.Detail)
+			r.step(Step{Layer: LayerPolicy, Action: ActionAllow, Object: whyOr(d.Object, "Pod "+podRef(p)), Rule: d.Rule, Why: why})
+			r.j.Notes = append(r.j.Notes, "NetworkPolicy is not enforced in this cluster ("+ev.Detail+"): "+podRef(p)+"'s "+dir+" policy would deny this connection")
+			return true
+		}
 		action := ActionAllow
 		switch d.Verdict {
 		case "denied":
@@ -52,18 +61,21 @@ func (r *run) policyStep(p *corev1.Pod, dir string) bool {
 			}
 			r.j.Blockers = append(r.j.Blockers, d.Blockers...)
 			if dir == "egress" {
-				// Report every blocker: ingress at the destination may deny too.
-				r.pendingDeny = true
-				return true
+				// The packet stops here; ingress at the destination may deny it too, and every blocker is reported.
+				if in := r.e.pol.Decide("ingress", src, dst, int(r.pkt.Dst.Port()), string(r.pkt.Proto)); in.Verdict == "denied" {
+					if len(in.Blockers) == 0 {
+						r.block(LayerPolicy, in.Object, in.Why+" (ingress at the destination would deny it too)")
+					}
+					for _, b := range in.Blockers {
+						b.Reason += " (ingress at the destination would deny it too)"
+						r.j.Blockers = append(r.j.Blockers, b)
+					}
+				}
 			}
 			r.finish(Dropped, fmt.Sprintf("dropped at %s's %s by policy: %s", podRef(p), dir, d.Why))
 			return false
 		case "unknown":
 			r.finish(Unknown, d.Why)
-			return false
-		}
-		if dir == "ingress" && r.pendingDeny {
-			r.finish(Dropped, "dropped by egress policy at the source")
 			return false
 		}
 		return true

@@ -13,7 +13,7 @@ import (
 var settingTitles = []struct{ key, title string }{
 	{"proxyMode", "kube-proxy mode"}, {"cni", "CNI"}, {"encryption", "encryption"}, {"mesh", "service mesh"},
 	{"clusterDomain", "cluster domain"}, {"podCIDR", "pod CIDR"}, {"serviceCIDR", "service CIDR"},
-	{"clusterDNS", "cluster DNS"}, {"nodeLocalDNS", "NodeLocal DNS"},
+	{"clusterDNS", "cluster DNS"}, {"nodeLocalDNS", "NodeLocal DNS"}, {"policyEnforcer", "NetworkPolicy by"},
 }
 
 func writeInspectText(w io.Writer, r *InspectReport, verbose int) {

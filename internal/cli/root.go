@@ -139,6 +139,7 @@ Start with the demo:
 	pf.StringVar(&g.overrides.ClusterDomain, "cluster-domain", "", "override the cluster DNS domain (default: from the CoreDNS Corefile)")
 	pf.StringVar(&g.overrides.PodCIDR, "pod-cidr", "", "override the cluster pod CIDR(s), comma-separated")
 	pf.StringVar(&g.overrides.ServiceCIDR, "service-cidr", "", "override the service CIDR(s), comma-separated")
+	pf.StringVar(&g.overrides.PolicyEnforcer, "policy-enforcer", "", "override what enforces NetworkPolicy (calico, cilium, kube-network-policies, …) or none")
 
 	root.AddCommand(append([]*cobra.Command{newVersionCmd(g), newInspectCmd(g), newGenCmd(g), newTraceCmd(g), newRulesCmd(g), newReachCmd(g), newCheckCmd(g), newLabCmd(g), newDiffCmd(g)}, liveCommands(root, g)...)...)
 	return root
