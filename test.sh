@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 need=()
-for tool in nft:nftables iptables-restore:iptables ip:iproute2 conntrack:conntrack tcpdump:tcpdump; do
+for tool in nft:nftables iptables-restore:iptables ip:iproute2 conntrack:conntrack tcpdump:tcpdump etcd:etcd-server; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -21,5 +21,11 @@ fi
 
 export GOTOOLCHAIN=local
 go mod download
+# The live tests (package live) run a real kube-apiserver built from k8s.io/kubernetes in its own module. It is built
+# once per machine into ${KPATH_CACHE:-~/.cache/kpath}/bin (about 10-15 minutes the first time, seconds after that);
+# if the build fails the live tests skip and say so.
+if ! test/apiserver/build.sh >/dev/null; then
+  echo "test.sh: building kube-apiserver failed: the live tests will skip" >&2
+fi
 go vet ./...
 go test -count=1 -timeout 60m ./...
