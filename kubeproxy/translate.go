@@ -3,6 +3,7 @@ package kubeproxy
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -81,14 +82,12 @@ func (idx *Index) Translate(f Flow) Result {
 	if f.Dst.Is6() != cfg.isV6() || f.Src.Is6() != cfg.isV6() {
 		return Result{Verdict: VerdictUnknown, Why: fmt.Sprintf("packet is not %s; this index models only kube-proxy's %s proxier", cfg.Family, cfg.Family)}
 	}
-	proto := strings.ToLower(string(f.Protocol))
-	if proto == "" {
-		proto = "tcp"
-	}
+	proto := lowerProto(f.Protocol)
 	if proto != "tcp" && proto != "udp" && proto != "sctp" {
 		return Result{Verdict: VerdictNone, Why: fmt.Sprintf("kube-proxy only handles TCP, UDP and SCTP, not %s", f.Protocol)}
 	}
 	t := &tracer{idx: idx, f: f, proto: proto, port: int(f.DstPort)}
+	t.res.Chains = make([]string, 0, 8)
 	t.srcLocal = idx.isLocal(f.Src)
 	t.dstLocal = idx.isLocal(f.Dst)
 	t.srcPod = cfg.hasLocalDetector() && cfg.PodCIDR.Contains(f.Src)
@@ -98,6 +97,19 @@ func (idx *Index) Translate(f Flow) Result {
 		t.nftables()
 	}
 	return t.res
+}
+
+// lowerProto is the protocol as rules spell it ("tcp"), without allocating for the usual ones.
+func lowerProto(p corev1.Protocol) string {
+	switch p {
+	case "", corev1.ProtocolTCP, "tcp":
+		return "tcp"
+	case corev1.ProtocolUDP, "udp":
+		return "udp"
+	case corev1.ProtocolSCTP, "sctp":
+		return "sctp"
+	}
+	return strings.ToLower(string(p))
 }
 
 func (idx *Index) isLocal(a netip.Addr) bool { return a.IsLoopback() || idx.localAddrs[a] }
@@ -162,6 +174,7 @@ func (t *tracer) setService(sp *ServicePort, via string) {
 func (t *tracer) dnat(sp *ServicePort, eps []*Endpoint, policy string) {
 	n := float64(len(eps))
 	all := true
+	t.res.Endpoints = make([]Choice, 0, len(eps))
 	for _, e := range eps {
 		c := Choice{Endpoint: netip.AddrPortFrom(e.Addr, uint16(e.Port)), NodeName: e.NodeName, Local: e.Local, Probability: 1 / n, Masquerade: t.marked}
 		// Hairpin: a pod reaching itself through the service must be SNATed or it would
@@ -181,11 +194,26 @@ func (t *tracer) dnat(sp *ServicePort, eps []*Endpoint, policy string) {
 	if all && !t.marked {
 		t.res.MasqueradeWhy = "hairpin: the source is the chosen endpoint itself"
 	}
-	why := fmt.Sprintf("%s %s:%d/%s of %s is DNATed to one of %d %s endpoint(s), each with probability 1/%d", t.res.Via, t.f.Dst, t.f.DstPort, strings.ToUpper(t.proto), sp.spn, len(eps), policy, len(eps))
+	// Plain concatenation: this runs for every traced packet (fmt.Sprintf was a visible share of a trace).
+	ne := strconv.Itoa(len(eps))
+	why := t.res.Via + " " + t.f.Dst.String() + ":" + strconv.Itoa(int(t.f.DstPort)) + "/" + upperProto(t.proto) + " of " + sp.spn +
+		" is DNATed to one of " + ne + " " + policy + " endpoint(s), each with probability 1/" + ne
 	if sp.SessionAffinity {
 		why += fmt.Sprintf("; sessionAffinity ClientIP keeps a returning client on its previous endpoint for %ds", sp.StickySeconds)
 	}
 	t.finish(VerdictDNAT, why)
+}
+
+func upperProto(p string) string {
+	switch p {
+	case "tcp":
+		return "TCP"
+	case "udp":
+		return "UDP"
+	case "sctp":
+		return "SCTP"
+	}
+	return strings.ToUpper(p)
 }
 
 func policyName(sp *ServicePort, local bool) string {
