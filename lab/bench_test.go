@@ -15,7 +15,7 @@ import (
 // mode, without the agent. Targets: up ≤ 15 s, down ≤ 5 s (reported as up-ms / down-ms).
 func BenchmarkUpDown(b *testing.B) {
 	requireRoot(b)
-	b.Setenv("KPATH_LAB_DIR", b.TempDir())
+	b.Setenv("KPATH_LAB_DIR", testStateDir)
 	var buf bytes.Buffer
 	if err := gen.WriteJSON(&buf, gen.Options{Nodes: 10, Pods: 100, Services: 1000, Policies: 0, Namespaces: 5, Seed: 1}); err != nil {
 		b.Fatal(err)

@@ -136,7 +136,7 @@ func TestDiffSaysMatchOnlyWhenTheKernelAgrees(t *testing.T) {
 func TestUpCleansUpWhenInterrupted(t *testing.T) {
 	requireRoot(t)
 	guardRootNetns(t)
-	t.Setenv("KPATH_LAB_DIR", t.TempDir())
+	t.Setenv("KPATH_LAB_DIR", testStateDir)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // Ctrl-C before the first step
 	_, err := Up(ctx, demoSnapshot(t, ""), Options{Name: "ptcancel"})

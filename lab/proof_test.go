@@ -96,7 +96,7 @@ func newTestLab(t *testing.T, mode kubeproxy.Mode) *testLab {
 	t.Helper()
 	requireRoot(t)
 	guardRootNetns(t)
-	t.Setenv("KPATH_LAB_DIR", t.TempDir())
+	t.Setenv("KPATH_LAB_DIR", testStateDir)
 	snap := demoSnapshot(t, mode, "testdata/etp-cluster.yaml")
 	b := make([]byte, 3)
 	rand.Read(b)
