@@ -293,7 +293,7 @@ func (r *Report) listKind(i int) error {
 			}
 			if status != "" {
 				r.mu.Lock()
-				r.Kinds[i].Status, r.Kinds[i].Reason, r.Kinds[i].done = status, apiReason(err), true
+				r.Kinds[i].Status, r.Kinds[i].Reason, r.Kinds[i].done = status, apiReason(err, raw), true
 				r.Kinds[i].Elapsed = time.Since(start)
 				r.mu.Unlock()
 				s.finish(nil)
@@ -359,16 +359,26 @@ func (r *Report) page(path, cont string) ([]byte, error) {
 	return raw, err
 }
 
+// transient errors are retried: throttling, server errors, timeouts, cut connections. Never 4xx answers.
 func transient(err error) bool {
-	return apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) || apierrors.IsTooManyRequests(err) ||
-		apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err) || apierrors.IsUnexpectedServerError(err) ||
-		errors.Is(err, io.ErrUnexpectedEOF)
+	var st apierrors.APIStatus
+	if errors.As(err, &st) {
+		code := st.Status().Code
+		return code == 429 || code >= 500 || apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err)
+	}
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, context.DeadlineExceeded)
 }
 
-func apiReason(err error) string {
-	var se *apierrors.StatusError
+// apiReason is the server's own message ("pods is forbidden: User \"x\" cannot list resource …"), read from the
+// response body when the client could only make a generic error of it.
+func apiReason(err error, body []byte) string {
+	var st metav1.Status
+	if json.Unmarshal(body, &st) == nil && st.Message != "" {
+		return fmt.Sprintf("%s (HTTP %d)", st.Message, st.Code)
+	}
+	var se apierrors.APIStatus
 	if errors.As(err, &se) {
-		return fmt.Sprintf("%s (HTTP %d)", se.ErrStatus.Message, se.ErrStatus.Code)
+		return fmt.Sprintf("%s (HTTP %d)", se.Status().Message, se.Status().Code)
 	}
 	return err.Error()
 }

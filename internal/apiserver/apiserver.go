@@ -164,6 +164,7 @@ func (s *Server) start(apiBin, etcdBin string, opts Options) error {
 		"--cert-dir="+filepath.Join(s.Dir, "certs"),
 		"--token-auth-file="+filepath.Join(s.Dir, "tokens.csv"),
 		"--authorization-mode=RBAC",
+		"--allow-privileged=true", // kube-proxy, CNI and mesh DaemonSets are privileged
 		"--service-account-key-file="+filepath.Join(s.Dir, "sa.pub"),
 		"--service-account-signing-key-file="+filepath.Join(s.Dir, "sa.key"),
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
@@ -189,7 +190,7 @@ func (s *Server) Token(user string) string { return s.tokens[user] }
 // Config is a client config for a user.
 func (s *Server) Config(user string) *rest.Config {
 	return &rest.Config{Host: s.URL, BearerToken: s.tokens[user], TLSClientConfig: rest.TLSClientConfig{CAData: s.CA},
-		QPS: 100, Burst: 200}
+		QPS: 100, Burst: 200, WarningHandler: rest.NoWarnings{}}
 }
 
 // Kubeconfig writes a kubeconfig file for a user with one context, "kpath-test", and returns its path.

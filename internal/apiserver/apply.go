@@ -201,13 +201,13 @@ func (s *Server) applyOne(ctx context.Context, dyn dynamic.Interface, mapper met
 		status, hasStatus = map[string]any{}, true
 	}
 	got, err := ri.Create(ctx, o, metav1.CreateOptions{FieldManager: "kpath-test"})
-	if apierrors.IsAlreadyExists(err) {
-		cur, gerr := ri.Get(ctx, o.GetName(), metav1.GetOptions{})
-		if gerr != nil {
-			return "", gerr
+	if err != nil {
+		// Exists already (the server made it: default/kubernetes, the default namespaces). A Service create fails
+		// on its ClusterIP before the name check, so look rather than trust AlreadyExists.
+		if cur, gerr := ri.Get(ctx, o.GetName(), metav1.GetOptions{}); gerr == nil {
+			o.SetResourceVersion(cur.GetResourceVersion())
+			got, err = ri.Update(ctx, o, metav1.UpdateOptions{FieldManager: "kpath-test"})
 		}
-		o.SetResourceVersion(cur.GetResourceVersion())
-		got, err = ri.Update(ctx, o, metav1.UpdateOptions{FieldManager: "kpath-test"})
 	}
 	if err != nil {
 		return "", err
