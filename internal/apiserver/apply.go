@@ -74,29 +74,39 @@ func ReadManifests(paths ...string) ([]*unstructured.Unstructured, error) {
 	return out, nil
 }
 
-// DecodeManifests splits a YAML or JSON stream into objects, flattening Lists.
+// DecodeManifests splits a YAML or JSON stream into objects, flattening Lists (items of a typed list such as PodList
+// take their kind from it). Documents that are not objects (expected-output files beside manifests) are skipped.
 func DecodeManifests(data []byte) ([]*unstructured.Unstructured, error) {
 	var out []*unstructured.Unstructured
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
 	for {
-		var m map[string]any
-		if err := dec.Decode(&m); err != nil {
+		var v any
+		if err := dec.Decode(&v); err != nil {
 			if errors.Is(err, io.EOF) {
 				return out, nil
 			}
 			return nil, err
 		}
-		if m == nil {
+		m, ok := v.(map[string]any)
+		if !ok {
 			continue
 		}
 		u := &unstructured.Unstructured{Object: m}
-		if u.IsList() {
-			l, err := u.ToList()
-			if err != nil {
-				return nil, err
-			}
-			for i := range l.Items {
-				out = append(out, &l.Items[i])
+		if items, ok := m["items"].([]any); ok {
+			kind := strings.TrimSuffix(u.GetKind(), "List")
+			for _, it := range items {
+				im, ok := it.(map[string]any)
+				if !ok {
+					continue
+				}
+				iu := &unstructured.Unstructured{Object: im}
+				if iu.GetKind() == "" && kind != "" && kind != u.GetKind() {
+					iu.SetKind(kind)
+					iu.SetAPIVersion(u.GetAPIVersion())
+				}
+				if iu.GetKind() != "" {
+					out = append(out, iu)
+				}
 			}
 			continue
 		}
