@@ -14,6 +14,7 @@ import (
 //     ready endpoint carries a hint and at least one hint names this node / zone;
 //   - Local endpoints are the usable endpoints on this node.
 func categorize(sp *ServicePort, nodeName, zone string) {
+	sp.choices = &choiceCache{}
 	eps := sp.AllEndpoints
 	if len(eps) == 0 {
 		return

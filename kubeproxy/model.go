@@ -68,6 +68,7 @@ type ServicePort struct {
 	spn       string // ServicePortName.String(): "ns/name:port" or "ns/name"
 	id        int    // position in the sorted port list (the key of per-node views)
 	hints     bool   // some endpoint carries topology hints (categorisation depends on node and zone)
+	choices   *choiceCache
 	nftBase   string
 	iptHash   string
 	portLabel string

@@ -246,3 +246,34 @@ func TestNodeViewsAreSafeForConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestCachedEndpointChoicesNeverLeakBetweenPackets(t *testing.T) {
+	svcs, slices := synthCluster(4, 5)
+	// Endpoints of svc0 are 10.0.0.0 … 10.0.0.4 on node-0 … node-4; the config's node is node-0.
+	vip := netip.MustParseAddr("172.30.0.0")
+	flows := []struct {
+		name string
+		src  string
+	}{
+		{"a pod that is not an endpoint gets the plain list", "10.0.9.9"},
+		{"the endpoint itself reaching its Service is hairpin-masqueraded", "10.0.0.0"},
+		{"a pod after a hairpin packet gets the plain list again", "10.0.9.9"},
+		{"a source outside the pod CIDR is marked for masquerade", "192.168.7.7"},
+		{"a pod after a marked packet is not masqueraded", "10.0.9.8"},
+	}
+	for _, mode := range []Mode{ModeNFTables, ModeIPTables} {
+		idx, err := NewIndex(synthConfig(mode), svcs, slices)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range flows {
+			t.Run(string(mode)+": "+f.name, func(t *testing.T) {
+				fl := Flow{Src: netip.MustParseAddr(f.src), Dst: vip, DstPort: 80}
+				fresh, _ := NewIndex(synthConfig(mode), svcs, slices)
+				if got, want := idx.Translate(fl), fresh.Translate(fl); !reflect.DeepEqual(got, want) {
+					t.Fatalf("warm index:\n got  %+v\n want %+v", got, want)
+				}
+			})
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -54,7 +55,9 @@ type Result struct {
 	// Service is the ServicePortName ("ns/name:port") whose rules matched, if any.
 	Service string
 	// Via is how the service was addressed: "ClusterIP", "externalIP", "LoadBalancer IP", "NodePort".
-	Via       string
+	Via string
+	// Endpoints are the choices of a DNAT. The slice may be shared with other Results of the same
+	// index (it is built once per service port view): treat it as read-only.
 	Endpoints []Choice
 	// Masquerade is true when the packet is SNATed whichever endpoint is chosen
 	// (see Choice.Masquerade when it depends on the choice).
@@ -170,25 +173,38 @@ func (t *tracer) setService(sp *ServicePort, via string) {
 	}
 }
 
-// dnat records the endpoint choices (uniformly random; ClientIP affinity pins a returning client).
-func (t *tracer) dnat(sp *ServicePort, eps []*Endpoint, policy string) {
-	n := float64(len(eps))
-	all := true
-	t.res.Endpoints = make([]Choice, 0, len(eps))
+// dnat records the endpoint choices (uniformly random; ClientIP affinity pins a returning client) over the
+// port's LocalEndpoints (local) or ClusterEndpoints.
+func (t *tracer) dnat(sp *ServicePort, local bool, policy string) {
+	eps := sp.ClusterEndpoints
+	if local {
+		eps = sp.LocalEndpoints
+	}
+	hairpin := false
 	for _, e := range eps {
-		c := Choice{Endpoint: netip.AddrPortFrom(e.Addr, uint16(e.Port)), NodeName: e.NodeName, Local: e.Local, Probability: 1 / n, Masquerade: t.marked}
 		// Hairpin: a pod reaching itself through the service must be SNATed or it would
 		// answer itself directly (nftables: @hairpin-connections; iptables: KUBE-SEP "-s" rule).
 		if e.Addr == t.f.Src && (e.Local || t.idx.cfg.Mode == ModeIPTables) {
-			c.Masquerade = true
+			hairpin = true
+			break
 		}
-		if t.idx.cfg.Mode == ModeIPTables {
-			c.Chain = e.iptSEP
-		} else if sp.SessionAffinity {
-			c.Chain = e.nftChain()
+	}
+	if !hairpin && sp.choices != nil {
+		// The list depends only on the port's view, the list and the mark: build it once and share it.
+		slot := &sp.choices.lists[b2i(local)][b2i(t.marked)]
+		if cs := slot.Load(); cs != nil {
+			t.res.Endpoints = *cs
+		} else {
+			cs := t.choices(sp, eps)
+			slot.CompareAndSwap(nil, &cs)
+			t.res.Endpoints = *slot.Load()
 		}
-		all = all && c.Masquerade
-		t.res.Endpoints = append(t.res.Endpoints, c)
+	} else {
+		t.res.Endpoints = t.choices(sp, eps)
+	}
+	all := true
+	for i := range t.res.Endpoints {
+		all = all && t.res.Endpoints[i].Masquerade
 	}
 	t.res.Masquerade = all
 	if all && !t.marked {
@@ -202,6 +218,37 @@ func (t *tracer) dnat(sp *ServicePort, eps []*Endpoint, policy string) {
 		why += fmt.Sprintf("; sessionAffinity ClientIP keeps a returning client on its previous endpoint for %ds", sp.StickySeconds)
 	}
 	t.finish(VerdictDNAT, why)
+}
+
+// choices builds the Choice list for eps as seen by this packet.
+func (t *tracer) choices(sp *ServicePort, eps []*Endpoint) []Choice {
+	n := float64(len(eps))
+	out := make([]Choice, 0, len(eps))
+	for _, e := range eps {
+		c := Choice{Endpoint: netip.AddrPortFrom(e.Addr, uint16(e.Port)), NodeName: e.NodeName, Local: e.Local, Probability: 1 / n, Masquerade: t.marked}
+		if e.Addr == t.f.Src && (e.Local || t.idx.cfg.Mode == ModeIPTables) {
+			c.Masquerade = true
+		}
+		if t.idx.cfg.Mode == ModeIPTables {
+			c.Chain = e.iptSEP
+		} else if sp.SessionAffinity {
+			c.Chain = e.nftChain()
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// choiceCache holds a port view's Choice lists, [local list][marked for masquerade], shared by every Result.
+type choiceCache struct {
+	lists [2][2]atomic.Pointer[[]Choice]
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func upperProto(p string) string {
@@ -266,7 +313,7 @@ func (t *tracer) nftables() {
 		if vt.kind == vipCluster {
 			if sp.hasInternalEndpoints() {
 				t.chain(sp.nftInternalChain())
-				t.dnat(sp, sp.internalEndpoints(), policyName(sp, sp.InternalPolicyLocal))
+				t.dnat(sp, sp.InternalPolicyLocal, policyName(sp, sp.InternalPolicyLocal))
 				return
 			}
 		} else if sp.HasEndpoints && t.nftExternal(sp) {
@@ -321,23 +368,23 @@ func (t *tracer) nftExternal(sp *ServicePort) bool {
 	if !sp.ExternalPolicyLocal {
 		t.mark("external traffic (externalTrafficPolicy: Cluster) is masqueraded: the endpoint may be on another node")
 		t.chain(sp.nftClusterChain())
-		t.dnat(sp, sp.ClusterEndpoints, policyName(sp, false))
+		t.dnat(sp, false, policyName(sp, false))
 		return true
 	}
 	if cfg.hasLocalDetector() && t.srcPod {
 		t.chain(sp.nftClusterChain())
-		t.dnat(sp, sp.ClusterEndpoints, policyName(sp, false)+" (pod traffic short-circuits externalTrafficPolicy: Local)")
+		t.dnat(sp, false, policyName(sp, false)+" (pod traffic short-circuits externalTrafficPolicy: Local)")
 		return true
 	}
 	if t.srcLocal {
 		t.mark("traffic from the node itself to an external address is masqueraded")
 		t.chain(sp.nftClusterChain())
-		t.dnat(sp, sp.ClusterEndpoints, policyName(sp, false)+" (node traffic short-circuits externalTrafficPolicy: Local)")
+		t.dnat(sp, false, policyName(sp, false)+" (node traffic short-circuits externalTrafficPolicy: Local)")
 		return true
 	}
 	if sp.hasExternalEndpoints() {
 		t.chain(sp.nftLocalChain())
-		t.dnat(sp, sp.LocalEndpoints, "node-local (externalTrafficPolicy: Local, source IP preserved)")
+		t.dnat(sp, true, "node-local (externalTrafficPolicy: Local, source IP preserved)")
 		return true
 	}
 	return false
@@ -438,7 +485,7 @@ func (t *tracer) iptables() {
 				} else if cfg.hasLocalDetector() && !t.srcPod {
 					t.mark(fmt.Sprintf("traffic to a ClusterIP from outside the pod CIDR %s is masqueraded", cfg.PodCIDR))
 				}
-				t.dnat(sp, sp.internalEndpoints(), policyName(sp, sp.InternalPolicyLocal))
+				t.dnat(sp, sp.InternalPolicyLocal, policyName(sp, sp.InternalPolicyLocal))
 				return
 			}
 		} else if sp.HasEndpoints {
@@ -509,23 +556,23 @@ func (t *tracer) iptExternal(sp *ServicePort) bool {
 	if !sp.ExternalPolicyLocal {
 		t.mark("external traffic (externalTrafficPolicy: Cluster) is masqueraded: the endpoint may be on another node")
 		t.chain(sp.iptSVC())
-		t.dnat(sp, sp.ClusterEndpoints, policyName(sp, false))
+		t.dnat(sp, false, policyName(sp, false))
 		return true
 	}
 	if cfg.hasLocalDetector() && t.srcPod {
 		t.chain(sp.iptSVC())
-		t.dnat(sp, sp.ClusterEndpoints, policyName(sp, false)+" (pod traffic short-circuits externalTrafficPolicy: Local)")
+		t.dnat(sp, false, policyName(sp, false)+" (pod traffic short-circuits externalTrafficPolicy: Local)")
 		return true
 	}
 	if t.srcLocal {
 		t.mark("traffic from the node itself to an external address is masqueraded")
 		t.chain(sp.iptSVC())
-		t.dnat(sp, sp.ClusterEndpoints, policyName(sp, false)+" (node traffic short-circuits externalTrafficPolicy: Local)")
+		t.dnat(sp, false, policyName(sp, false)+" (node traffic short-circuits externalTrafficPolicy: Local)")
 		return true
 	}
 	if sp.hasExternalEndpoints() {
 		t.chain(sp.iptSVL())
-		t.dnat(sp, sp.LocalEndpoints, "node-local (externalTrafficPolicy: Local, source IP preserved)")
+		t.dnat(sp, true, "node-local (externalTrafficPolicy: Local, source IP preserved)")
 		return true
 	}
 	return false
