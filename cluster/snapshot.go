@@ -98,7 +98,10 @@ type Snapshot struct {
 	// Ignored lists objects of known kinds kpath does not model (Secrets are dropped unread).
 	Ignored []Ignored
 
-	Profile     Profile
+	Profile Profile
+	// Unlisted names the kinds the source could not read (a live cluster's 403 Forbidden), with the reason. A kind
+	// listed here is unknown, not empty: consumers must not conclude that no such object exists.
+	Unlisted    map[string]string `json:"unlisted,omitempty"`
 	Synthesized []Synthesis
 	Diagnostics []Diagnostic
 	Sources     []string

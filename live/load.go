@@ -40,5 +40,6 @@ func Load(ctx context.Context, cfg *rest.Config, name string, opts Options, lopt
 	}
 	// Snapshot is immutable once handed out; it is not handed out yet.
 	snap.Diagnostics = append(snap.Diagnostics, rep.Diagnostics()...)
+	snap.Unlisted = rep.Unlisted()
 	return snap, rep, nil
 }

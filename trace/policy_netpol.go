@@ -7,6 +7,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/kpath/kpath/cluster"
+
 	"github.com/kpath/kpath/netpol"
 )
 
@@ -20,6 +22,9 @@ type netpolEvaluator struct {
 }
 
 func (n *netpolEvaluator) Decide(dir, srcIP, dstIP string, port int, proto string) PolicyDecision {
+	if why := policyUnlisted(n.e.snap); why != "" {
+		return PolicyDecision{Verdict: "unknown", Object: "NetworkPolicy", Why: why}
+	}
 	n.once.Do(func() { n.eng = netpol.New(n.e.snap) })
 	s, err1 := netip.ParseAddr(srcIP)
 	d, err2 := netip.ParseAddr(dstIP)
@@ -63,4 +68,19 @@ func (n *netpolEvaluator) Decide(dir, srcIP, dstIP string, port int, proto strin
 		}
 	}
 	return out
+}
+
+// policyUnlisted says why policy cannot be decided when a policy kind could not be listed ("" when all were): an
+// unreadable kind is unknown, not empty, so "no policy selects this pod" would be a guess.
+func policyUnlisted(s *cluster.Snapshot) string {
+	var kinds []string
+	for _, k := range []string{"AdminNetworkPolicy", "NetworkPolicy", "BaselineAdminNetworkPolicy", "ClusterNetworkPolicy"} {
+		if r, ok := s.Unlisted[k]; ok {
+			kinds = append(kinds, k+" ("+r+")")
+		}
+	}
+	if len(kinds) == 0 {
+		return ""
+	}
+	return "kpath could not list " + strings.Join(kinds, ", ") + ", so it cannot tell whether policy allows this; grant list on them (kpath rbac)"
 }
