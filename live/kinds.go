@@ -56,6 +56,18 @@ var Kinds = []Kind{
 	{Group: "policy.networking.k8s.io", Resource: "adminnetworkpolicies", Kind: "AdminNetworkPolicy", Optional: true, Policy: true},
 	{Group: "policy.networking.k8s.io", Resource: "baselineadminnetworkpolicies", Kind: "BaselineAdminNetworkPolicy", Optional: true, Policy: true},
 	{Group: "policy.networking.k8s.io", Resource: "clusternetworkpolicies", Kind: "ClusterNetworkPolicy", Optional: true, Policy: true},
+	// Service mesh policy and routing (package mesh reads them from the snapshot's custom resources).
+	{Group: "policy.linkerd.io", Resource: "servers", Kind: "Server", Optional: true},
+	{Group: "policy.linkerd.io", Resource: "serverauthorizations", Kind: "ServerAuthorization", Optional: true},
+	{Group: "policy.linkerd.io", Resource: "authorizationpolicies", Kind: "AuthorizationPolicy", Optional: true},
+	{Group: "policy.linkerd.io", Resource: "meshtlsauthentications", Kind: "MeshTLSAuthentication", Optional: true},
+	{Group: "policy.linkerd.io", Resource: "networkauthentications", Kind: "NetworkAuthentication", Optional: true},
+	{Group: "policy.linkerd.io", Resource: "httproutes", Kind: "HTTPRoute", Optional: true},
+	{Group: "security.istio.io", Resource: "peerauthentications", Kind: "PeerAuthentication", Optional: true},
+	{Group: "security.istio.io", Resource: "authorizationpolicies", Kind: "AuthorizationPolicy", Optional: true},
+	{Group: "networking.istio.io", Resource: "sidecars", Kind: "Sidecar", Optional: true},
+	{Group: "networking.istio.io", Resource: "virtualservices", Kind: "VirtualService", Optional: true},
+	{Group: "networking.istio.io", Resource: "destinationrules", Kind: "DestinationRule", Optional: true},
 }
 
 // ClusterRoleYAML is the minimal ClusterRole kpath needs (list on every modelled kind, nothing else), with a
