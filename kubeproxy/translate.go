@@ -410,6 +410,10 @@ func (t *tracer) nftFilterCheck(c string, vt vipTarget, hasVIP bool) bool {
 			t.chain(c)
 			t.setService(sp, vt.kind.String())
 			v, why := t.noEndpointVerdict(sp)
+			if v == VerdictReject {
+				// @no-endpoint-services maps the service to "goto reject-chain" (drop for Local-only misses).
+				t.chain(nftRejectChain)
+			}
 			t.finish(v, why)
 			return true
 		}

@@ -27,6 +27,7 @@ func BenchmarkUpDown(b *testing.B) {
 	var up, down time.Duration
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
+		claimTestLab(b, fmt.Sprintf("bn%d", i))
 		st, err := Up(context.Background(), snap, Options{Name: fmt.Sprintf("bn%d", i), NoPolicy: true})
 		if err != nil {
 			b.Fatal(err)

@@ -139,6 +139,7 @@ func TestUpCleansUpWhenInterrupted(t *testing.T) {
 	t.Setenv("KPATH_LAB_DIR", testStateDir)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // Ctrl-C before the first step
+	claimTestLab(t, "ptcancel")
 	_, err := Up(ctx, demoSnapshot(t, ""), Options{Name: "ptcancel"})
 	if err == nil {
 		t.Fatal("Up succeeded after cancellation")
