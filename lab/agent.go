@@ -183,28 +183,39 @@ type loggingDNS struct {
 
 func (h *loggingDNS) ServeDNS(w miekg.ResponseWriter, r *miekg.Msg) {
 	t := time.Now().UnixNano()
-	rw := &recordingWriter{ResponseWriter: w}
-	h.srv.ServeDNS(rw, r)
-	e := DNSLogEntry{T: t, Server: h.who, Client: w.RemoteAddr().String()}
-	if len(r.Question) > 0 {
-		e.Name, e.Type = r.Question[0].Name, miekg.TypeToString[r.Question[0].Qtype]
-	}
-	if rw.msg != nil {
-		e.Rcode = miekg.RcodeToString[rw.msg.Rcode]
-		for _, a := range rw.msg.Answer {
-			e.Answer = append(e.Answer, a.String())
+	entry := func(m *miekg.Msg) DNSLogEntry {
+		e := DNSLogEntry{T: t, Server: h.who, Client: w.RemoteAddr().String()}
+		if len(r.Question) > 0 {
+			e.Name, e.Type = r.Question[0].Name, miekg.TypeToString[r.Question[0].Qtype]
 		}
+		if m != nil {
+			e.Rcode = miekg.RcodeToString[m.Rcode]
+			for _, a := range m.Answer {
+				e.Answer = append(e.Answer, a.String())
+			}
+		}
+		return e
 	}
-	h.log(e)
+	// Log before the reply leaves: once the client has its answer, the log already holds the query, so a reader
+	// that waits for the client (lab trace) never misses the last one.
+	rw := &recordingWriter{ResponseWriter: w, before: func(m *miekg.Msg) { h.log(entry(m)) }}
+	h.srv.ServeDNS(rw, r)
+	if !rw.wrote {
+		h.log(entry(nil))
+	}
 }
 
 type recordingWriter struct {
 	miekg.ResponseWriter
-	msg *miekg.Msg
+	before func(*miekg.Msg)
+	wrote  bool
 }
 
 func (w *recordingWriter) WriteMsg(m *miekg.Msg) error {
-	w.msg = m
+	if !w.wrote {
+		w.wrote = true
+		w.before(m)
+	}
 	return w.ResponseWriter.WriteMsg(m)
 }
 
