@@ -68,8 +68,8 @@ func RunAgent(ctx context.Context, st *State, snap *cluster.Snapshot, ready io.W
 	}
 	var jobs []job
 	for _, pp := range st.Plan.Pods {
-		if pp.Silent != "" {
-			continue
+		if pp.Silent != "" || (pp.DNS && st.Real != nil) {
+			continue // with --real, the kube-dns pods run real CoreDNS (started below)
 		}
 		jobs = append(jobs, job{pp.NS, pp.Ref(), pp.Listen, pp.DNS})
 	}
@@ -118,9 +118,17 @@ func RunAgent(ctx context.Context, st *State, snap *cluster.Snapshot, ready io.W
 			}
 		}
 	}
-	fmt.Fprintf(os.Stderr, "%s lab %s agent: %d listeners in %d namespaces\n", time.Now().Format(time.RFC3339), st.Name, n, len(jobs))
+	var children []RealProcess
+	if st.Real != nil {
+		children, err = runCoreDNS(ctx, st, logQuery)
+		if err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(os.Stderr, "%s lab %s agent: %d listeners in %d namespaces, %d CoreDNS\n", time.Now().Format(time.RFC3339), st.Name, n, len(jobs), len(children))
 	if ready != nil {
 		fmt.Fprintln(ready, "ready")
+		writeAgentChildren(ready, children)
 		if c, ok := ready.(io.Closer); ok {
 			c.Close()
 		}

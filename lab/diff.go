@@ -185,6 +185,9 @@ func WriteResult(w interface{ Write([]byte) (int, error) }, r *Result) {
 	for _, s := range r.Skipped {
 		fmt.Fprintf(w, "not compared: %s\n", s)
 	}
+	if r.Real != nil {
+		writeRealChecks(w, r.Real)
+	}
 	if r.Match() {
 		fmt.Fprintln(w, "\nMATCH")
 		return

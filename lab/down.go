@@ -20,6 +20,9 @@ func Down(ctx context.Context, st *State) error {
 			errs = append(errs, err.Error())
 		}
 	}
+	if st.Real != nil {
+		errs = append(errs, stopReal(st.Real)...)
+	}
 	var lines []string
 	for _, ns := range st.Namespaces {
 		if !strings.HasPrefix(ns, Prefix(st.Name)) {
@@ -60,7 +63,7 @@ func Down(ctx context.Context, st *State) error {
 
 func ownedPath(st *State, p string) bool {
 	pre := Prefix(st.Name)
-	return strings.HasPrefix(p, "/etc/netns/"+pre) || p == st.DNSLog() || p == st.AgentLog()
+	return strings.HasPrefix(p, "/etc/netns/"+pre) || p == st.DNSLog() || p == st.AgentLog() || p == realDir(st.Name)
 }
 
 // stopProcess sends SIGTERM (then SIGKILL after 2 s) to p if it is still the process the lab started: same start

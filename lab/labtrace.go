@@ -52,6 +52,8 @@ type Result struct {
 	Evidence []string
 	// Skipped says why parts could not be compared (e.g. policy not enforced in this lab).
 	Skipped []string
+	// Real holds the --real comparisons (rules, DNS answers, EndpointSlices); nil for a lab without --real.
+	Real *RealChecks `json:"real,omitempty"`
 }
 
 // Difference is one disagreement between prediction and kernel.
@@ -131,6 +133,9 @@ func Trace(ctx context.Context, st *State, snap *cluster.Snapshot, eng *trace.En
 			res.Diffs = append(res.Diffs, Difference{What: fmt.Sprintf("backend set over %d connections", res.Count),
 				Predicted: strings.Join(res.PredictedBackends, ", "), Observed: strings.Join(res.ObservedBackends, ", ")})
 		}
+	}
+	if st.Real != nil {
+		res.Real = realChecks(ctx, st, snap, res)
 	}
 	if !st.Policy.Enforced && journeyHasPolicyDecision(res.Predicted) {
 		res.Skipped = append(res.Skipped, "NetworkPolicy is not enforced in this lab ("+st.Policy.How+"): the prediction's policy drop cannot be observed")

@@ -48,11 +48,13 @@ type State struct {
 	// Agent is the process serving DNS and echo in the lab's namespaces.
 	Agent *Process `json:"agent,omitempty"`
 	// Policy says whether NetworkPolicy is enforced, and how or why not.
-	Policy   PolicyState `json:"policy"`
-	Sysctls  []string    `json:"sysctls"`
-	Ready    bool        `json:"ready"`
-	BuildFor string      `json:"buildTime,omitempty"`
-	Notes    []string    `json:"notes,omitempty"`
+	Policy  PolicyState `json:"policy"`
+	Sysctls []string    `json:"sysctls"`
+	// Real is set when the lab runs the real Kubernetes components (`lab up --real`).
+	Real     *RealState `json:"real,omitempty"`
+	Ready    bool       `json:"ready"`
+	BuildFor string     `json:"buildTime,omitempty"`
+	Notes    []string   `json:"notes,omitempty"`
 }
 
 // PolicyState reports policy enforcement.

@@ -72,6 +72,7 @@ func WriteStatus(w io.Writer, st *State) {
 	for _, n := range s.Notes {
 		fmt.Fprintf(w, "  note: %s\n", n)
 	}
+	writeRealStatus(w, st)
 	fmt.Fprintf(w, "  state: %s\n", StatePath(st.Name))
 }
 

@@ -32,6 +32,9 @@ type Options struct {
 	NoPolicy bool
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
+	// Real runs the real components (etcd, kube-apiserver, kube-controller-manager, kube-proxy, CoreDNS) instead
+	// of loading kpath's rendered kube-proxy rules and serving the model's DNS (see real.go).
+	Real bool
 }
 
 // Up builds the lab for snap. It writes the state file before creating anything, so `Down` (or `lab down`)
@@ -58,24 +61,49 @@ func Up(ctx context.Context, snap *cluster.Snapshot, opt Options) (st *State, er
 	if err != nil {
 		return nil, err
 	}
+	var bins map[string]string
+	if opt.Real {
+		if bins, err = RealBinaries(); err != nil {
+			return nil, err
+		}
+	}
 	feat := DetectFeatures()
 	if plan.Overlay.Type == "vxlan" && !feat.VXLAN.OK {
 		return nil, fmt.Errorf("the profile needs a VXLAN overlay but this kernel cannot create vxlan devices (%s); the lab never fakes it", feat.VXLAN.Why)
 	}
-	for _, ns := range plan.NamespaceNames() {
+	nsNames := plan.NamespaceNames()
+	var real *RealState
+	if opt.Real {
+		cpIP, err := controlPlaneAddr(plan)
+		if err != nil {
+			return nil, err
+		}
+		real = &RealState{Dir: realDir(opt.Name), ControlPlaneNS: controlPlaneNS(plan.Prefix), ControlPlaneIP: cpIP,
+			RulesNS: rulesNS(plan.Prefix), Binaries: bins, ClusterDomain: snap.Profile.ClusterDomain}
+		nsNames = append(nsNames, real.ControlPlaneNS, real.RulesNS)
+	}
+	for _, ns := range nsNames {
 		if netnsExists(ns) {
 			return nil, fmt.Errorf("network namespace %s already exists but no lab %q state lists it: remove it by hand (ip netns del %s) after checking nobody uses it", ns, opt.Name, ns)
 		}
 	}
 	built := &State{Schema: StateSchema, Name: opt.Name, Created: time.Now().UTC(), Inputs: opt.Inputs, Plan: plan,
-		Namespaces: plan.NamespaceNames(), Notes: append([]string(nil), plan.Notes...)}
+		Namespaces: nsNames, Notes: append([]string(nil), plan.Notes...), Real: real}
 	st = built
 	for _, pp := range plan.Pods {
 		st.Paths = append(st.Paths, filepath.Join("/etc/netns", pp.NS))
 	}
 	st.Paths = append(st.Paths, st.DNSLog(), st.AgentLog())
+	if real != nil {
+		st.Paths = append(st.Paths, real.Dir)
+	}
 	if err := st.Save(); err != nil {
 		return nil, err
+	}
+	if real != nil {
+		if err := os.MkdirAll(real.Dir, 0o755); err != nil {
+			return nil, err
+		}
 	}
 	defer func() {
 		if err != nil {
@@ -96,7 +124,7 @@ func Up(ctx context.Context, snap *cluster.Snapshot, opt Options) (st *State, er
 		fmt.Fprintf(logw, "  %-44s %6.0fms\n", what, float64(time.Since(t).Microseconds())/1000)
 		return nil
 	}
-	b := &builder{ctx: ctx, snap: snap, plan: plan, st: st, feat: feat}
+	b := &builder{ctx: ctx, snap: snap, plan: plan, st: st, feat: feat, real: opt.Real}
 	steps := []struct {
 		what string
 		f    func() error
@@ -106,7 +134,7 @@ func Up(ctx context.Context, snap *cluster.Snapshot, opt Options) (st *State, er
 		{fmt.Sprintf("%d node namespaces (eth0, cni0, sysctls)", len(plan.Nodes)), b.nodes},
 		{fmt.Sprintf("%d pod namespaces (veth, address, routes)", len(plan.Pods)), b.pods},
 		{"attach veths, overlay, routes, neighbours", b.wire},
-		{"kube-proxy " + string(plan.Mode) + " rules + trace table", b.rules},
+		{rulesStep(plan, opt.Real), b.rules},
 		{"pod resolv.conf (/etc/netns)", b.resolvConfs},
 		{"NetworkPolicy rules", func() error { return b.policy(opt.NoPolicy) }},
 	}
@@ -115,6 +143,11 @@ func Up(ctx context.Context, snap *cluster.Snapshot, opt Options) (st *State, er
 			return nil, err
 		}
 		if err := st.Save(); err != nil {
+			return nil, err
+		}
+	}
+	if opt.Real {
+		if err := upReal(ctx, b, bins, logw, step); err != nil {
 			return nil, err
 		}
 	}
@@ -157,7 +190,15 @@ type builder struct {
 	plan *Plan
 	st   *State
 	feat Features
+	real bool // real kube-proxy programs the nodes: load the trace table only
 	mu   sync.Mutex
+}
+
+func rulesStep(p *Plan, real bool) string {
+	if real {
+		return "trace table (real kube-proxy programs " + string(p.Mode) + ")"
+	}
+	return "kube-proxy " + string(p.Mode) + " rules + trace table"
 }
 
 func (b *builder) namespaces() error {
@@ -344,7 +385,9 @@ func (b *builder) rules() error {
 	return parallel(b.ctx, len(p.Nodes), func(i int) error {
 		n := p.Nodes[i]
 		script := traceTableScript()
-		if p.Mode == kubeproxy.ModeIPTables {
+		if b.real {
+			// Real kube-proxy programs this namespace from the API server (started later in upReal).
+		} else if p.Mode == kubeproxy.ModeIPTables {
 			// kube-proxy creates the nfacct counter its INVALID-drop rule names over netlink; without that object
 			// (no nfacct tool here) it renders the rule without the counter, as kube-proxy does when nfacct is
 			// unavailable. The chains and verdicts are the same as `kpath rules --mode iptables`.
@@ -417,14 +460,14 @@ func startAgent(ctx context.Context, st *State, argv []string) error {
 	go func() { _ = cmd.Wait() }() // reap it if it dies while we still run
 	done := make(chan string, 1)
 	go func() {
-		buf := make([]byte, 4096)
+		buf := make([]byte, 64<<10)
 		n, _ := io.ReadFull(rd, buf)
 		done <- string(buf[:n])
 	}()
 	select {
 	case msg := <-done:
 		if strings.HasPrefix(msg, "ready") {
-			return nil
+			return recordAgentChildren(st, msg)
 		}
 		tail, _ := os.ReadFile(st.AgentLog())
 		return fmt.Errorf("the agent did not come up: %s %s", strings.TrimSpace(msg), lastLines(string(tail), 5))

@@ -49,9 +49,9 @@ func requireRoot() error {
 
 func newLabUpCmd(g *globals) *cobra.Command {
 	var name, mode string
-	var noPolicy bool
+	var noPolicy, real bool
 	cmd := &cobra.Command{
-		Use:   "up [-f FILE|--demo] [--mode nftables|iptables] [--name LAB]",
+		Use:   "up [-f FILE|--demo] [--mode nftables|iptables] [--name LAB] [--real]",
 		Short: "Build the lab: namespaces, links, routes, VXLAN, kube-proxy rules, DNS and echo servers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -87,8 +87,12 @@ func newLabUpCmd(g *globals) *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			fmt.Fprintf(g.stdout, "building lab %s (%d nodes, %d pods, kube-proxy %s)\n", name, len(snap.Nodes), len(snap.Pods), labModeName(snap, m))
-			st, err := lab.Up(ctx, snap, lab.Options{Name: name, Mode: m, Inputs: in, NoPolicy: noPolicy,
+			kind := "kube-proxy " + labModeName(snap, m)
+			if real {
+				kind = "real kube-apiserver, kube-controller-manager, kube-proxy " + labModeName(snap, m) + " and CoreDNS"
+			}
+			fmt.Fprintf(g.stdout, "building lab %s (%d nodes, %d pods, %s)\n", name, len(snap.Nodes), len(snap.Pods), kind)
+			st, err := lab.Up(ctx, snap, lab.Options{Name: name, Mode: m, Inputs: in, NoPolicy: noPolicy, Real: real,
 				Agent: []string{exe, "lab", "agent", "--name", name}, Log: g.stdout})
 			if err != nil {
 				return &exitError{ExitError, err}
@@ -100,6 +104,7 @@ func newLabUpCmd(g *globals) *cobra.Command {
 	labName(cmd, &name)
 	cmd.Flags().StringVar(&mode, "mode", "", "kube-proxy rules to load: nftables|iptables (default: the profile's mode)")
 	cmd.Flags().BoolVar(&noPolicy, "no-policy", false, "do not enforce NetworkPolicy")
+	cmd.Flags().BoolVar(&real, "real", false, "run the real kube-apiserver+etcd (own namespace), kube-controller-manager, kube-proxy (every node) and CoreDNS (kube-dns pods) instead of kpath's rules and DNS model; binaries from test/apiserver/build.sh and test/coredns/build.sh")
 	return cmd
 }
 
