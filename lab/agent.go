@@ -118,6 +118,12 @@ func RunAgent(ctx context.Context, st *State, snap *cluster.Snapshot, ready io.W
 			}
 		}
 	}
+	proxies, nproxy, err := startMeshProxies(st, snap)
+	if err != nil {
+		return err
+	}
+	closers = append(closers, proxies)
+	n += nproxy
 	var children []RealProcess
 	if st.Real != nil {
 		children, err = runCoreDNS(ctx, st, logQuery)

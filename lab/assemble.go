@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -13,13 +14,19 @@ import (
 )
 
 // assemble turns the kernel's trace of the first request packet into hops, in the order the packet met them.
-func (x *performer) assemble(events map[string][]TraceEvent, sport int, dst netip.AddrPort, out outcome) {
+// sport and dst identify the connection on the wire (the client proxy's own with a meshed source); appSport and
+// appDst are the application's.
+func (x *performer) assemble(events map[string][]TraceEvent, sport int, dst netip.AddrPort, out outcome, appSport int, appDst netip.AddrPort) {
 	p := x.st.Plan
 	proto := strings.ToLower(string(x.opt.Protocol))
 	// 1. The first request packet: from the client's address and port to the address it dialled.
 	var firstNS string
 	ipid, bestSeq := -1, 0
-	for _, n := range p.Nodes {
+	// The source's own node first: the packet is seen with the same header in every node it crosses, and the
+	// first node it entered is the source pod's (plan order would pick whichever node is listed first).
+	nodes := append([]NodePlan(nil), p.Nodes...)
+	sort.SliceStable(nodes, func(i, j int) bool { return nodes[i].Name == x.srcLoc.Node && nodes[j].Name != x.srcLoc.Node })
+	for _, n := range nodes {
 		for _, e := range events[n.NS] {
 			h := e.Hdr
 			if e.Kind == "packet" && h.Proto == proto && h.Src == x.srcIP.String() && h.SPort == sport && h.Dst == dst.Addr().String() && int(h.DPort) == int(dst.Port()) &&
@@ -82,6 +89,7 @@ func (x *performer) assemble(events map[string][]TraceEvent, sport int, dst neti
 		}
 	}
 	var rejectRule, dropRule, policyDrop string
+	x.meshSource(events, appSport, appDst)
 	for i, no := range seen {
 		n := no.plan
 		if i > 0 {
@@ -162,8 +170,20 @@ func (x *performer) assemble(events map[string][]TraceEvent, sport int, dst neti
 			}
 		}
 	}
+	meshObj, meshWhy := x.meshDest(events, ipid, proto, dports)
+	if meshWhy == "" && x.mo.out != nil && x.mo.out.Outcome == "rejected" {
+		meshObj, meshWhy = x.mo.out.Object, "the client proxy failed the connection: "+x.mo.out.Reason
+	}
 	for _, l := range x.res.Evidence {
 		x.obs.Notes = append(x.obs.Notes, "conntrack "+l)
+	}
+	if meshWhy != "" && out.backend == "" {
+		x.obs.Blockers = append(x.obs.Blockers, trace.Blocker{Layer: trace.LayerMesh, Object: meshObj, Reason: meshWhy})
+		if x.mo.in != nil {
+			x.obs.Backend = x.backendByAddr(x.mo.in.OrigDst)
+		}
+		x.finish(trace.Rejected, meshWhy)
+		return
 	}
 	switch {
 	case out.err == nil && out.backend != "":

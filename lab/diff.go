@@ -40,6 +40,8 @@ func Diff(pred, obs *trace.Journey, st *State) []Difference {
 			d = append(d, Difference{What: "kube-proxy chains on " + node, Predicted: p.Rule, Observed: o.Rule})
 		}
 	}
+	d = append(d, meshDiffs(pred, obs)...)
+	d = append(d, captureDiffs(pred, obs)...)
 	return d
 }
 

@@ -63,7 +63,7 @@ func Down(ctx context.Context, st *State) error {
 
 func ownedPath(st *State, p string) bool {
 	pre := Prefix(st.Name)
-	return strings.HasPrefix(p, "/etc/netns/"+pre) || p == st.DNSLog() || p == st.AgentLog() || p == realDir(st.Name)
+	return strings.HasPrefix(p, "/etc/netns/"+pre) || p == st.DNSLog() || p == st.AgentLog() || p == MeshDir(st.Name) || p == realDir(st.Name)
 }
 
 // stopProcess sends SIGTERM (then SIGKILL after 2 s) to p if it is still the process the lab started: same start

@@ -100,7 +100,7 @@ func Trace(ctx context.Context, st *State, snap *cluster.Snapshot, eng *trace.En
 		}
 	}
 	sort.Strings(res.PredictedBackends)
-	x := &performer{st: st, snap: snap, opt: opt, src: src, tgt: tgt, res: res}
+	x := &performer{st: st, snap: snap, opt: opt, src: src, tgt: tgt, res: res, branches: branches}
 	if err := x.locate(); err != nil {
 		return nil, err
 	}
@@ -181,6 +181,11 @@ type performer struct {
 	srcIP  netip.Addr
 	srcLoc trace.Location
 	hop    *trace.Hop
+	// branches are the predicted journeys; mo is what the mesh proxies logged of the traced connection.
+	branches []*trace.Journey
+	mo       meshObs
+	// caps are the packets captured on every interface of the watched namespaces.
+	caps map[string][]CapturedPacket
 }
 
 func (x *performer) locate() error {
@@ -335,27 +340,45 @@ func (x *performer) perform(ctx context.Context, dst netip.Addr) {
 			nss = append(nss, pp.NS)
 		}
 	}
+	nodeNSs := len(x.st.Plan.Nodes)
+	// Meshed pods on the way: their interception rules are traced in their own namespaces.
+	for _, ns := range x.meshNamespaces(x.branches) {
+		if !contains(nss, ns) {
+			nss = append(nss, ns)
+		}
+	}
 	mons, err := startMonitors(ctx, nss)
 	if err != nil {
 		x.finish(trace.Unknown, "cannot watch the kernel: "+err.Error())
 		return
 	}
+	caps := startCaptures(x.captureNamespaces(nss), x.st.Plan.Overlay.UDPPort)
+	meshOff := int64(-1)
+	if len(x.st.Plan.meshPods()) > 0 {
+		meshOff = meshLogSize(x.st)
+	}
 	sport := 20000 + rand.IntN(9000)
 	out := x.connect(dstAP, sport)
+	// With a meshed source, the connection on the wire is the proxy's own: find it in the proxies' log.
+	wireSport, wireDst := x.meshWire(meshOff, sport, dstAP)
 	var ct []string
 	proto := strings.ToLower(string(x.opt.Protocol))
-	for _, ns := range nss {
-		for _, l := range conntrackLines(ctx, ns, proto, sport) {
+	for _, ns := range nss[:nodeNSs] {
+		for _, l := range conntrackLines(ctx, ns, proto, wireSport) {
 			ct = append(ct, ns+": "+l)
 		}
 	}
 	events := stopMonitors(mons)
+	var capErrs []string
+	x.caps, capErrs = stopCaptures(caps)
+	x.res.Skipped = append(x.res.Skipped, capErrs...)
 	x.res.ConnectRTT = out.rtt
 	x.res.Evidence = append(x.res.Evidence, ct...)
 	x.obs.Hops[0].Steps = append(x.obs.Hops[0].Steps, trace.Step{Layer: trace.LayerSocket, Action: trace.ActionSend,
 		Object: x.srcLoc.String(), Before: &packet.Packet{Proto: x.opt.Protocol, Src: netip.AddrPortFrom(x.srcIP, uint16(sport)), Dst: dstAP},
 		Why: fmt.Sprintf("connected from %s:%d inside %s", x.srcIP, sport, x.ns)})
-	x.assemble(events, sport, dstAP, out)
+	x.assemble(events, wireSport, wireDst, out, sport, dstAP)
+	x.captureEvidence(wireSport, wireDst)
 	// More connections to see the backend set.
 	if out.backend != "" {
 		x.res.Hits[out.backend]++

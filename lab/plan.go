@@ -60,6 +60,8 @@ type PodPlan struct {
 	ResolvConf string `json:"resolvConf"`
 	// Silent says no process listens (the pod's containers are not running), and why.
 	Silent string `json:"silent,omitempty"`
+	// Mesh is set for a pod with a sidecar proxy: its interception rules, proxy and identity (lab/mesh.go).
+	Mesh *PodMesh `json:"mesh,omitempty"`
 }
 
 // ListenPort is a declared container port.
@@ -108,9 +110,6 @@ func NewPlan(snap *cluster.Snapshot, name string, mode kubeproxy.Mode) (*Plan, e
 	}
 	if prof.Encryption != "" && prof.Encryption != cluster.EncryptionNone {
 		return nil, fmt.Errorf("the profile encrypts node-to-node traffic with %s: the lab cannot build it here (WireGuard and IPsec ESP are not available on this kernel) and never fakes it; pass --encryption none to build the unencrypted dataplane", prof.Encryption)
-	}
-	if prof.Mesh != "" && prof.Mesh != cluster.MeshNone {
-		p.Notes = append(p.Notes, fmt.Sprintf("mesh %s: interception rules and proxies are not built by this lab yet; journeys through meshed pods are predicted unknown and not proven", prof.Mesh))
 	}
 	// The underlay: the smallest common prefix of the node addresses, at most a /24 wide… at least a /16.
 	var ips []netip.Addr
@@ -187,6 +186,7 @@ func NewPlan(snap *cluster.Snapshot, name string, mode kubeproxy.Mode) (*Plan, e
 		}
 		p.Pods = append(p.Pods, pp)
 	}
+	planMesh(snap, p)
 	seen := map[string]string{}
 	for _, pp := range p.Pods {
 		k := pp.Node + "/" + pp.HostVeth

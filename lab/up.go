@@ -137,6 +137,7 @@ func Up(ctx context.Context, snap *cluster.Snapshot, opt Options) (st *State, er
 		{rulesStep(plan, opt.Real), b.rules},
 		{"pod resolv.conf (/etc/netns)", b.resolvConfs},
 		{"NetworkPolicy rules", func() error { return b.policy(opt.NoPolicy) }},
+		{"mesh interception rules, proxy certificates", b.mesh},
 	}
 	for _, s := range steps {
 		if err := step(s.what, s.f); err != nil {
