@@ -44,6 +44,13 @@ type Engine struct {
 	pol   PolicyEvaluator
 	rules ruleCache // kube-proxy rulesets per node, for --rules
 
+	profWhyOnce sync.Once
+	profWhy     map[string]string
+	// podAt caches the pod owning an endpoint address (netip.Addr → Endpoint) for backend/alternative listings.
+	podAt sync.Map
+	// dnsJourneys caches the DNS query's own journey per (source, nameserver).
+	dnsJourneys sync.Map
+
 	meshOnce sync.Once
 	mesh     *mesh.Model
 

@@ -34,17 +34,7 @@ type masqPending struct {
 
 func (e *Engine) newRun(src Source, tgt Target, opt Options, q Question) *run {
 	p := e.prof
-	why := map[string]string{}
-	for _, ev := range p.Evidence {
-		if _, ok := why[ev.Setting]; ok {
-			continue
-		}
-		w := ev.How + ": " + ev.Detail
-		if ev.Object != "" {
-			w += " (" + ev.Object + ")"
-		}
-		why[ev.Setting] = w
-	}
+	why := e.profileWhy()
 	j := &Journey{Schema: Schema, Question: q, Blockers: []Blocker{}, Hops: []Hop{},
 		Profile: ProfileSummary{ProxyMode: string(p.ProxyMode), CNI: string(p.CNI), Mesh: string(p.Mesh),
 			Encryption: string(p.Encryption), Why: why}}
@@ -63,13 +53,35 @@ func (e *Engine) newRun(src Source, tgt Target, opt Options, q Question) *run {
 	return &run{e: e, src: src, tgt: tgt, opt: opt, j: j}
 }
 
+// profileWhy is the reason for each profile setting, built once per engine: every journey shares the (read-only) map.
+func (e *Engine) profileWhy() map[string]string {
+	e.profWhyOnce.Do(func() {
+		why := map[string]string{}
+		for _, ev := range e.prof.Evidence {
+			if _, ok := why[ev.Setting]; ok {
+				continue
+			}
+			w := ev.How + ": " + ev.Detail
+			if ev.Object != "" {
+				w += " (" + ev.Object + ")"
+			}
+			why[ev.Setting] = w
+		}
+		e.profWhy = why
+	})
+	return e.profWhy
+}
+
 // ---- journey building ----
 
 func (r *run) enter(loc Location) {
 	if r.hop != nil && r.hop.Location == loc {
 		return // still in the same place (e.g. DNS then connect, both in the source pod)
 	}
-	r.j.Hops = append(r.j.Hops, Hop{Location: loc, Steps: []Step{}})
+	if r.j.Hops == nil || cap(r.j.Hops) == 0 {
+		r.j.Hops = make([]Hop, 0, 6) // a typical journey has 3–6 locations
+	}
+	r.j.Hops = append(r.j.Hops, Hop{Location: loc, Steps: make([]Step, 0, 4)})
 	r.hop = &r.j.Hops[len(r.j.Hops)-1]
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	miekg "github.com/miekg/dns"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kpath/kpath/dns"
 	"github.com/kpath/kpath/packet"
@@ -114,16 +115,41 @@ func stepsOf(res dns.Resolution) int {
 	return n
 }
 
-func looksAlpine(cs interface{}) bool {
-	s := fmt.Sprint(cs)
-	return strings.Contains(s, "alpine") || strings.Contains(s, "busybox:musl")
+func looksAlpine(cs []corev1.Container) bool {
+	for _, c := range cs {
+		if strings.Contains(c.Image, "alpine") || strings.Contains(c.Image, "busybox:musl") {
+			return true
+		}
+	}
+	return false
 }
 
 // dnsQueryJourney traces the first query packet: UDP 53 from the source to the nameserver, through the same stages.
 func (r *run) dnsQueryJourney(ns netip.Addr, res dns.Resolution) *Journey {
-	q := r.j.Question
+	// The query's journey depends only on who asks and which nameserver: compute it once per engine and share it
+	// (journeys are read-only once built).
+	key := dnsJourneyKey{ns: ns, from: r.j.Question.From}
+	if r.src.Pod != nil {
+		key.from = "pod/" + podRef(r.src.Pod)
+	}
+	if v, ok := r.e.dnsJourneys.Load(key); ok {
+		return v.(*Journey)
+	}
+	j := r.computeDNSQueryJourney(ns, key.from)
+	r.e.dnsJourneys.Store(key, j)
+	return j
+}
+
+type dnsJourneyKey struct {
+	ns   netip.Addr
+	from string
+}
+
+// computeDNSQueryJourney walks the query packet; from is the canonical source (pod/NS/NAME), so the shared journey
+// does not depend on how the first question happened to name it.
+func (r *run) computeDNSQueryJourney(ns netip.Addr, from string) *Journey {
 	sub := r.e.newRun(r.src, Target{Kind: ToIP, IP: ns, Port: 53}, Options{Protocol: packet.UDP},
-		Question{From: q.From, To: ns.String() + ":53", Protocol: packet.UDP})
+		Question{From: from, To: ns.String() + ":53", Protocol: packet.UDP})
 	sub.depth = r.depth + 1
 	sub.run(-1)
 	sub.j.Profile.Why = nil

@@ -3,6 +3,7 @@ package trace
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -63,7 +64,9 @@ func (r *run) hostVeth(p *corev1.Pod) string {
 	case cluster.CNICiliumNative, cluster.CNICiliumVXLAN, cluster.CNICiliumGeneve:
 		prefix = "lxc"
 	}
-	return fmt.Sprintf("%s%08x (host end of %s's eth0)", prefix, uint32(hashPick(1<<31, podRef(p))), podRef(p))
+	ref := podRef(p)
+	h := strconv.FormatUint(uint64(uint32(hashPick(1<<31, ref))), 16)
+	return prefix + "00000000"[len(h):] + h + " (host end of " + ref + "'s eth0)"
 }
 
 func (r *run) hostLinkRule() string {
@@ -168,16 +171,16 @@ func (r *run) crossNode(n, dn *corev1.Node, arrive func()) {
 	ov := p.Overlay
 	switch ov.Type {
 	case "vxlan", "geneve", "ipip":
-		rule := fmt.Sprintf("%s via %s dev %s onlink", dn.Spec.PodCIDR, tunnelAddr(dn), ov.Device)
+		rule := dn.Spec.PodCIDR + " via " + tunnelAddr(dn).String() + " dev " + ov.Device + " onlink"
 		if ov.Type == "ipip" {
-			rule = fmt.Sprintf("%s via %s dev %s onlink", dn.Spec.PodCIDR, dstIP, ov.Device)
+			rule = dn.Spec.PodCIDR + " via " + dstIP.String() + " dev " + ov.Device + " onlink"
 		}
 		r.step(Step{Layer: LayerRoute, Action: ActionRoute, Object: "Node " + n.Name, Rule: rule,
-			Why: fmt.Sprintf("the destination pod is on %s: its pod subnet is routed into the %s overlay", dn.Name, ov.Type), LatencyEstimate: r.e.lat.Route()})
+			Why: "the destination pod is on " + dn.Name + ": its pod subnet is routed into the " + ov.Type + " overlay", LatencyEstimate: r.e.lat.Route()})
 		r.applyMasq(n, tunnelAddr(n), ov.Device)
 		e := packet.Encap{Type: ov.Type, Src: netip.AddrPortFrom(srcIP, 0), Dst: netip.AddrPortFrom(dstIP, uint16(ov.UDPPort)), VNI: ov.VNI}
 		cost := r.e.lat.VXLAN()
-		rule2 := fmt.Sprintf("%s: fdb %s's VTEP MAC → dst %s, UDP %d, VNI %d", ov.Device, dn.Name, dstIP, ov.UDPPort, ov.VNI)
+		rule2 := ov.Device + ": fdb " + dn.Name + "'s VTEP MAC → dst " + dstIP.String() + ", UDP " + strconv.Itoa(int(ov.UDPPort)) + ", VNI " + strconv.Itoa(int(ov.VNI))
 		switch ov.Type {
 		case "geneve":
 			cost = r.e.lat.Geneve()
@@ -185,7 +188,8 @@ func (r *run) crossNode(n, dn *corev1.Node, arrive func()) {
 			cost, rule2 = r.e.lat.IPIP(), fmt.Sprintf("%s: IP protocol 4 to %s", ov.Device, dstIP)
 		}
 		r.rewrite(Step{Layer: LayerOverlay, Action: ActionEncapsulate, Object: ov.Device + " on " + n.Name, Rule: rule2,
-			Why:             fmt.Sprintf("wrapped in %s between the node addresses: +%d bytes, so pods get MTU %d on a %d-byte underlay", ov.Type, ov.Overhead, p.PodMTU, p.MTU),
+			Why: "wrapped in " + ov.Type + " between the node addresses: +" + strconv.Itoa(int(ov.Overhead)) + " bytes, so pods get MTU " +
+				strconv.Itoa(int(p.PodMTU)) + " on a " + strconv.Itoa(int(p.MTU)) + "-byte underlay",
 			LatencyEstimate: cost}, r.pkt.Encapsulated(e))
 	case "none":
 		via := "via " + dstIP.String() + " dev eth0"

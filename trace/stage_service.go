@@ -131,7 +131,7 @@ func svcName(s *corev1.Service) string { return "Service " + s.Namespace + "/" +
 func (r *run) serviceCost(idx *kubeproxy.Index, res kubeproxy.Result) Estimate {
 	switch r.e.prof.ProxyMode {
 	case cluster.ProxyIPTables:
-		n := len(idx.Ports)
+		n := idx.NumPorts() // node views (kubeproxy.Shared) leave Ports nil
 		walked := n
 		if res.Verdict == kubeproxy.VerdictDNAT {
 			walked = (n + 1) / 2
@@ -151,6 +151,10 @@ func (r *run) setBackend(c kubeproxy.Choice, all []kubeproxy.Choice, picked int)
 	ep := r.endpointFor(c)
 	r.j.Backend = &ep
 	r.j.Alternatives = nil
+	if r.depth > 0 {
+		return // a nested journey (the DNS query's) names its backend; the step says how many it chose from
+	}
+	r.j.Alternatives = make([]Alternative, 0, len(all)-1)
 	for i, o := range all {
 		if i == picked {
 			continue
@@ -164,14 +168,27 @@ func (r *run) setBackend(c kubeproxy.Choice, all []kubeproxy.Choice, picked int)
 }
 
 func (r *run) endpointFor(c kubeproxy.Choice) Endpoint {
-	ep := Endpoint{IP: c.Endpoint.Addr().String(), Port: int(c.Endpoint.Port()), Node: c.NodeName}
-	for _, p := range r.e.snap.PodsByIP(c.Endpoint.Addr()) {
-		if !p.Spec.HostNetwork || len(r.e.snap.PodsByIP(c.Endpoint.Addr())) == 1 {
+	ep := r.e.endpointPod(c.Endpoint.Addr())
+	ep.Port, ep.Node = int(c.Endpoint.Port()), c.NodeName
+	return ep
+}
+
+// endpointPod names the pod at an endpoint address (its IP string, pod and synthesis), cached per engine: the same
+// endpoints (CoreDNS's above all) come back in trace after trace.
+func (e *Engine) endpointPod(a netip.Addr) Endpoint {
+	if v, ok := e.podAt.Load(a); ok {
+		return v.(Endpoint)
+	}
+	ep := Endpoint{IP: a.String()}
+	pods := e.snap.PodsByIP(a)
+	for _, p := range pods {
+		if !p.Spec.HostNetwork || len(pods) == 1 {
 			ep.Pod = podRef(p)
 			ep.Synthesized = cluster.IsSynthesized(p, "")
 			break
 		}
 	}
+	e.podAt.Store(a, ep)
 	return ep
 }
 
