@@ -29,7 +29,8 @@ import (
 type CapturedPacket struct {
 	NS    string         `json:"ns"`
 	Iface string         `json:"iface"`
-	Out   bool           `json:"out"` // the frame left through the interface (its source MAC is the interface's)
+	Out   bool           `json:"out"`            // the frame left through the interface (its source MAC is the interface's)
+	Loop  bool           `json:"loop,omitempty"` // on the loopback device (seen once leaving, once arriving)
 	T     time.Time      `json:"t"`
 	Proto string         `json:"proto"` // tcp | udp
 	Src   netip.AddrPort `json:"src"`
@@ -47,6 +48,8 @@ func (c CapturedPacket) String() string {
 	dir := "in "
 	if c.Out {
 		dir = "out"
+	} else if c.Loop {
+		dir = "lo "
 	}
 	flags := ""
 	switch {
@@ -164,13 +167,14 @@ func (c *capturer) decode(data []byte, ci gopacket.CaptureInfo) (CapturedPacket,
 		cp.Iface = fmt.Sprintf("if%d", ci.InterfaceIndex)
 	}
 	cp.Out = len(ifc.HardwareAddr) > 0 && eth.SrcMAC.String() == ifc.HardwareAddr.String()
+	cp.Loop = ifc.Flags&net.FlagLoopback != 0
 	if !fillIP(&cp, pk) {
 		return cp, false
 	}
 	if udp, ok := pk.Layer(layers.LayerTypeUDP).(*layers.UDP); ok && c.vxlan != 0 && uint16(udp.DstPort) == c.vxlan {
 		inner := gopacket.NewPacket(udp.Payload, layers.LayerTypeVXLAN, gopacket.DecodeOptions{Lazy: true, NoCopy: true})
 		vx, _ := inner.Layer(layers.LayerTypeVXLAN).(*layers.VXLAN)
-		in := CapturedPacket{NS: cp.NS, Iface: cp.Iface, Out: cp.Out, T: cp.T, Len: cp.Len}
+		in := CapturedPacket{NS: cp.NS, Iface: cp.Iface, Out: cp.Out, Loop: cp.Loop, T: cp.T, Len: cp.Len}
 		if vx != nil && fillIP(&in, inner) {
 			in.Outer = &packet.Encap{Type: "vxlan", Src: cp.Src, Dst: cp.Dst, VNI: int(vx.VNI)}
 			return in, true

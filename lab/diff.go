@@ -184,6 +184,7 @@ func WriteResult(w interface{ Write([]byte) (int, error) }, r *Result) {
 		fmt.Fprintf(w, "latency: measured connect round trip %s (one way ≈ %s); model ESTIMATE for the first packet %s\n",
 			r.ConnectRTT.Round(100), (r.ConnectRTT / 2).Round(100), p.Latency.Total.Duration())
 	}
+	writeCaptures(w, r)
 	for _, s := range r.Skipped {
 		fmt.Fprintf(w, "not compared: %s\n", s)
 	}

@@ -52,6 +52,8 @@ type Result struct {
 	Evidence []string
 	// Skipped says why parts could not be compared (e.g. policy not enforced in this lab).
 	Skipped []string
+	// Captures are the traced connection's frames on every interface they crossed (AF_PACKET, kernel timestamps).
+	Captures []CapturedPacket
 	// Real holds the --real comparisons (rules, DNS answers, EndpointSlices); nil for a lab without --real.
 	Real *RealChecks `json:"real,omitempty"`
 }
@@ -123,8 +125,14 @@ func Trace(ctx context.Context, st *State, snap *cluster.Snapshot, eng *trace.En
 		}
 	}
 	if res.ConnectRTT > 0 {
+		byHop, note := obs.Latency.ByHop, "MEASURED in the lab (not an estimate): half the traced connection's handshake round trip."
+		if byHop == nil {
+			byHop, note = []trace.Estimate{}, note+" Per-hop times: no capture of the traced packet."
+		} else {
+			note += " " + obs.Latency.Note
+		}
 		obs.Latency = trace.Latency{Total: trace.Estimate{Nanos: int64(res.ConnectRTT / 2), Source: "MEASURED: connect round trip / 2"},
-			ByHop: []trace.Estimate{}, Note: "MEASURED in the lab (not an estimate): half the traced connection's handshake round trip; per-hop times are not measured"}
+			ByHop: byHop, Note: note}
 	}
 	res.Observed = obs
 	res.Diffs = Diff(res.Predicted, obs, st)

@@ -248,31 +248,32 @@ func reset(c net.Conn) {
 	c.Close()
 }
 
-// sniffHTTP reads the request line and headers if the client speaks HTTP/1 first (within a short wait), without
-// consuming them: the returned reader replays everything.
+// sniffHTTP reads the request line and headers if the client speaks HTTP/1 first (waiting at most 300 ms for its
+// first bytes), without consuming them: the reader replays everything. A first line that is not an HTTP request
+// line ends the wait at once.
 func sniffHTTP(c net.Conn, r *bufio.Reader) *packet.L7 {
 	c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 	defer c.SetReadDeadline(time.Time{})
-	b, err := r.Peek(1)
-	if err != nil || len(b) == 0 {
+	if _, err := r.Peek(1); err != nil {
 		return nil
 	}
-	// Peek what is buffered, up to the end of the headers.
-	for n := 16; n <= 4096; n *= 2 {
-		buf, err := r.Peek(n)
-		if bytes.Contains(buf, []byte("\r\n\r\n")) || err != nil {
+	for {
+		buf, _ := r.Peek(r.Buffered())
+		if line, _, ok := bytes.Cut(buf, []byte("\n")); ok && parseHTTPHead(line) == nil {
+			return nil
+		}
+		if bytes.Contains(buf, []byte("\r\n\r\n")) || len(buf) >= r.Size() {
 			return parseHTTPHead(buf)
 		}
-		if r.Buffered() < n && err == nil {
-			continue
+		if _, err := r.Peek(len(buf) + 1); err != nil {
+			return parseHTTPHead(buf)
 		}
 	}
-	buf, _ := r.Peek(r.Buffered())
-	return parseHTTPHead(buf)
 }
 
 func parseHTTPHead(buf []byte) *packet.L7 {
-	line, rest, _ := bytes.Cut(buf, []byte("\r\n"))
+	line, rest, _ := bytes.Cut(buf, []byte("\n"))
+	line = bytes.TrimSuffix(line, []byte("\r"))
 	f := strings.Fields(string(line))
 	if len(f) != 3 || !strings.HasPrefix(f[2], "HTTP/1.") {
 		return nil
