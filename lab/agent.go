@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	miekg "github.com/miekg/dns"
@@ -126,6 +127,11 @@ func RunAgent(ctx context.Context, st *State, snap *cluster.Snapshot, ready io.W
 	n += nproxy
 	var children []RealProcess
 	if st.Real != nil {
+		if f, ok := ready.(*os.File); ok {
+			// The ready pipe came from `lab up` without close-on-exec: CoreDNS must not inherit it, or `lab up`
+			// never sees it close.
+			syscall.CloseOnExec(int(f.Fd()))
+		}
 		children, err = runCoreDNS(ctx, st, logQuery)
 		if err != nil {
 			return err

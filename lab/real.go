@@ -36,9 +36,13 @@ import (
 // the EndpointSlice controller writes the rest. Every process is recorded in the state file before `lab up` waits
 // for it, and `lab down` stops exactly those.
 
-// Versions of the real components `--real` runs (test/apiserver/go.mod and test/coredns/go.mod pin them).
+// Versions of the real components `--real` runs (test/apiserver/go.mod, test/kubeproxy/go.mod and
+// test/coredns/go.mod pin them). kube-proxy runs the upstream version package kubeproxy renders (its oracle's), so
+// the rules diff shows model errors rather than release differences; it is one minor release newer than the API
+// server, which works for the APIs it reads (Services, EndpointSlices, Nodes, ServiceCIDRs: all GA in both).
 const (
 	KubernetesVersion = "v1.35.4"
+	KubeProxyVersion  = "v1.36.3"
 	CoreDNSVersion    = "v1.15.0"
 )
 
@@ -80,6 +84,8 @@ type RealState struct {
 	SliceDiffs []Difference `json:"sliceDiffs"`
 	// Timings of each real step.
 	Timings []string `json:"timings"`
+	// Notes say what the lab changed in the snapshot's objects to create them, and why.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // RealProcess is one component process.
@@ -131,8 +137,11 @@ func RealBinaries() (map[string]string, error) {
 		p := os.Getenv(realEnv[c])
 		if p == "" {
 			v := KubernetesVersion
-			if c == CompCoreDNS {
+			switch c {
+			case CompCoreDNS:
 				v = CoreDNSVersion
+			case CompProxy:
+				v = KubeProxyVersion
 			}
 			p = filepath.Join(CacheDir(), c+"-"+v)
 		}
@@ -158,7 +167,7 @@ type MissingBinariesError struct{ Missing []string }
 
 func (e *MissingBinariesError) Error() string {
 	return "lab --real needs binaries that are not built: " + strings.Join(e.Missing, "; ") +
-		" — build them once per machine with test/apiserver/build.sh kube-apiserver kube-controller-manager kube-proxy (~15 min cold on 2 cores) and test/coredns/build.sh (./test.sh does both)"
+		" — build them once per machine with test/apiserver/build.sh kube-apiserver kube-controller-manager (~17 min cold on 2 cores), test/kubeproxy/build.sh and test/coredns/build.sh (./test.sh does all three)"
 }
 
 // IsMissingBinaries reports whether err says real components are not built.
@@ -214,8 +223,8 @@ func upReal(ctx context.Context, b *builder, bins map[string]string, logw io.Wri
 		{"etcd + kube-apiserver " + KubernetesVersion, r.apiServer},
 		{"snapshot applied as API objects", func() error { return r.apply(ctx) }},
 		{"kube-controller-manager (EndpointSlice controller)", func() error { return r.controllerManager(ctx) }},
-		{fmt.Sprintf("kube-proxy %s ×%d (first sync)", b.plan.Mode, len(b.plan.Nodes)), func() error { return r.kubeProxies(ctx) }},
-		{fmt.Sprintf("CoreDNS %s ×%d (ready)", CoreDNSVersion, countDNSPods(b.plan)), func() error { return r.coreDNS(ctx) }},
+		{fmt.Sprintf("kube-proxy %s %s ×%d (first sync)", KubeProxyVersion, b.plan.Mode, len(b.plan.Nodes)), func() error { return r.kubeProxies(ctx) }},
+		{fmt.Sprintf("CoreDNS %s Corefile for %d kube-dns pods (the agent runs them)", CoreDNSVersion, countDNSPods(b.plan)), func() error { return r.coreDNS(ctx) }},
 	}
 	for _, s := range steps {
 		t := time.Now()
@@ -252,6 +261,17 @@ func (r *realBuilder) controlPlaneNet() error {
 		return err
 	}
 	if err := ipBatch(r.b.ctx, p.UnderlayNS, []string{"link set cp master ul0", "link set cp up"}); err != nil {
+		return err
+	}
+	// Pods reach the API server directly (CoreDNS); the control plane routes each node's pod CIDR to that node, as
+	// a control-plane node of the cluster would (flannel's routes; native routing is enough from a non-pod host).
+	var routes []string
+	for _, n := range p.Nodes {
+		if n.PodCIDR.IsValid() {
+			routes = append(routes, fmt.Sprintf("route add %s via %s dev eth0", n.PodCIDR, n.IP))
+		}
+	}
+	if err := ipBatch(r.b.ctx, rs.ControlPlaneNS, routes); err != nil {
 		return err
 	}
 	return ipBatch(r.b.ctx, rs.RulesNS, []string{"link set lo up"})
@@ -610,4 +630,32 @@ func recordAgentChildren(st *State, msg string) error {
 		st.Real.Processes = append(st.Real.Processes, p)
 	}
 	return st.Save()
+}
+
+// agentTimeout bounds the agent's start: with --real it waits for CoreDNS to sync with the API server.
+func agentTimeout(st *State) time.Duration {
+	if st.Real != nil {
+		return 2 * time.Minute
+	}
+	return 30 * time.Second
+}
+
+// realLogTails is the end of the agent's and each CoreDNS's log, for an error message (they are removed with the
+// lab).
+func realLogTails(st *State) string {
+	if st.Real == nil {
+		return ""
+	}
+	var b strings.Builder
+	logs := []string{st.AgentLog()}
+	for _, s := range st.Real.CoreDNS {
+		logs = append(logs, s.Log)
+	}
+	for _, l := range logs {
+		data, err := os.ReadFile(l)
+		if err == nil {
+			fmt.Fprintf(&b, "\n--- %s\n%s", l, lastLines(string(data), 8))
+		}
+	}
+	return b.String()
 }

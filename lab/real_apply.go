@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -170,9 +171,16 @@ func (r *realBuilder) apply(ctx context.Context) error {
 
 	// Pods: created bound to their node (no scheduler runs), then their status as the kubelet reports it: the
 	// lab's IPs, phase, conditions.
+	var droppedOwners, addedClaims []string
 	for _, p0 := range snap.Pods {
 		p := p0.DeepCopy()
 		cleanMeta(&p.ObjectMeta)
+		if fixPodForCreate(p) {
+			addedClaims = append(addedClaims, p.Namespace+"/"+p.Name)
+		}
+		if dropOwnersWithoutUID(&p.ObjectMeta) {
+			droppedOwners = append(droppedOwners, p.Namespace+"/"+p.Name)
+		}
 		status := p.Status
 		p.Status = corev1.PodStatus{}
 		got, err := cs.core.Pods(p.Namespace).Create(ctx, p, opts)
@@ -188,6 +196,12 @@ func (r *realBuilder) apply(ctx context.Context) error {
 		ok("Pod")
 	}
 
+	if len(droppedOwners) > 0 {
+		rs.Notes = append(rs.Notes, fmt.Sprintf("%d pods synthesized by kpath have ownerReferences without a uid (the API server requires one): created without them (%s)", len(droppedOwners), strings.Join(droppedOwners, ", ")))
+	}
+	if len(addedClaims) > 0 {
+		rs.Notes = append(rs.Notes, fmt.Sprintf("%d pods mount volumes their spec lacks (kpath's StatefulSet pod synthesis does not add the volumeClaimTemplates' volumes): created with the persistentVolumeClaim volume the StatefulSet controller would add (%s)", len(addedClaims), strings.Join(addedClaims, ", ")))
+	}
 	// EndpointSlices of Services without a selector: nobody but their writer makes them.
 	for _, sl0 := range snap.EndpointSlices {
 		svc := snap.Service(sl0.Namespace, sl0.Labels[discoveryv1.LabelServiceName])
@@ -204,6 +218,43 @@ func (r *realBuilder) apply(ctx context.Context) error {
 		ok("EndpointSlice (selectorless Service, as given)")
 	}
 	return nil
+}
+
+// dropOwnersWithoutUID removes owner references the server would reject (no uid), reporting whether it did.
+func dropOwnersWithoutUID(m *metav1.ObjectMeta) bool {
+	var keep []metav1.OwnerReference
+	for _, o := range m.OwnerReferences {
+		if o.UID != "" {
+			keep = append(keep, o)
+		}
+	}
+	dropped := len(keep) != len(m.OwnerReferences)
+	m.OwnerReferences = keep
+	return dropped
+}
+
+// fixPodForCreate adds a volume for every volumeMount that names none, as the StatefulSet controller does for its
+// volumeClaimTemplates (claim "<volume>-<pod>"), reporting whether it did.
+func fixPodForCreate(p *corev1.Pod) bool {
+	have := map[string]bool{}
+	for _, v := range p.Spec.Volumes {
+		have[v.Name] = true
+	}
+	added := false
+	for _, cs := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
+		for _, c := range cs {
+			for _, vm := range c.VolumeMounts {
+				if have[vm.Name] {
+					continue
+				}
+				have[vm.Name] = true
+				added = true
+				p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: vm.Name, VolumeSource: corev1.VolumeSource{
+					PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: vm.Name + "-" + p.Name}}})
+			}
+		}
+	}
+	return added
 }
 
 // waitSlices waits until the EndpointSlice controller has written a slice for every Service with a selector (it

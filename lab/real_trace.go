@@ -173,6 +173,9 @@ func writeRealStatus(w io.Writer, st *State) {
 	for _, s := range rs.Skipped {
 		fmt.Fprintf(w, "    not applied: %s\n", s)
 	}
+	for _, s := range rs.Notes {
+		fmt.Fprintf(w, "    note: %s\n", s)
+	}
 	for _, c := range rs.CorefileChanges {
 		fmt.Fprintf(w, "    Corefile: %s\n", c)
 	}

@@ -472,8 +472,8 @@ func startAgent(ctx context.Context, st *State, argv []string) error {
 		}
 		tail, _ := os.ReadFile(st.AgentLog())
 		return fmt.Errorf("the agent did not come up: %s %s", strings.TrimSpace(msg), lastLines(string(tail), 5))
-	case <-time.After(30 * time.Second):
-		return fmt.Errorf("the agent did not report ready within 30s (log: %s)", st.AgentLog())
+	case <-time.After(agentTimeout(st)):
+		return fmt.Errorf("the agent did not report ready within %s (log: %s)%s", agentTimeout(st), st.AgentLog(), realLogTails(st))
 	case <-ctx.Done():
 		return ctx.Err()
 	}
