@@ -211,6 +211,10 @@ func (x *performer) assemble(events map[string][]TraceEvent, sport int, dst neti
 		// Not answered, but conntrack shows where kube-proxy sent it: the backend the journey aimed at.
 		x.obs.Backend = x.backendByAddr(dnatTo)
 	}
+	if x.obs.Backend == nil && x.mo.out != nil && x.mo.out.Target != "" {
+		// The client proxy chose the endpoint itself (its log says which).
+		x.obs.Backend = x.backendByAddr(x.mo.out.Target)
+	}
 	switch {
 	case out.err != nil && isRefused(out.err):
 		obj, layer := "kernel", trace.LayerApp

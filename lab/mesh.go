@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -182,6 +183,9 @@ func (b *builder) mesh() error {
 	pods := b.plan.meshPods()
 	if len(pods) == 0 {
 		return nil
+	}
+	if _, err := exec.LookPath("iptables-restore"); err != nil {
+		return fmt.Errorf("%d meshed pod(s) need their interception rules loaded with iptables-restore, which is not on PATH (Debian: apt-get install iptables)", len(pods))
 	}
 	dir := MeshDir(b.st.Name)
 	b.mu.Lock()

@@ -70,6 +70,17 @@ var meshProofCases = []meshProofCase{
 	{"a Linkerd ServerAuthorization admits the identity it lists on an opaque port",
 		"pod/linkerd-shop/api-6c8f7d9b4-fghij", "db.linkerd-shop:5432", 1, trace.Delivered, []string{
 			"opaque port 5432", "allow ServerAuthorization linkerd-shop/db-from-api"}},
+	{"a Linkerd proxy sniffs the HTTP request, routes it by the Service's HTTPRoute and the server's proxy authorizes it by identity",
+		"linkerd-shop/web", "http://api.linkerd-shop:8080/other", 4, trace.Delivered, []string{
+			"route HTTPRoute linkerd-shop/api-split", "encrypt mTLS client " + webID + " → server " + apiID,
+			"protocol detection", "allow AuthorizationPolicy linkerd-shop/api-from-web"}},
+	{"a Linkerd-meshed client reaches a non-meshed pod in plaintext and the pod's ingress policy drops it",
+		"linkerd-shop/web", "cart.shop:8080", 1, trace.Dropped, []string{
+			"redirect PROXY_INIT_OUTPUT → :4140", "plaintext", "pass PROXY_INIT_OUTPUT (owner exemption)"}},
+	{"an Istio Sidecar hides another namespace: the PassthroughCluster sends plaintext through kube-proxy and the Linkerd server refuses it",
+		"istio-shop/productpage", "api.linkerd-shop:8080", 1, trace.Rejected, []string{
+			"redirect ISTIO_REDIRECT → :15001", "plaintext", "pass ISTIO_OUTPUT (owner exemption)",
+			"redirect PROXY_INIT_REDIRECT → :4143", "plaintext", "reject Server linkerd-shop/api-http"}},
 	{"an Istio DENY policy refuses an HTTP path after the client proxy routed the request by its VirtualService",
 		"istio-shop/productpage", "http://reviews.istio-shop:9080/admin", 1, trace.Rejected, []string{
 			"route VirtualService istio-shop/reviews", "reject AuthorizationPolicy istio-shop/reviews-no-admin"}},

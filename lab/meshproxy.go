@@ -315,8 +315,31 @@ func (px *podProxy) outbound(c net.Conn) {
 	ev.Target = op.Target.String()
 	var up net.Conn
 	err = asProxy(px.pp.NS, px.pp.Mesh.ProxyUID, px.pp.Mesh.ProxyGID, func() error {
+		// Bind before connecting and log the connection's own address at once: if the network drops the SYN,
+		// `lab trace` still knows which packet on the wire is this proxy's.
+		d := net.Dialer{Timeout: 10 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+			var berr error
+			err := rc.Control(func(fd uintptr) {
+				if berr = syscall.Bind(int(fd), &syscall.SockaddrInet4{Addr: px.pp.IP.As4()}); berr != nil {
+					return
+				}
+				sa, err := syscall.Getsockname(int(fd))
+				if sa4, ok := sa.(*syscall.SockaddrInet4); ok && err == nil {
+					ev.Upstream = netip.AddrPortFrom(px.pp.IP, uint16(sa4.Port)).String()
+				}
+			})
+			if err != nil {
+				return err
+			}
+			if berr == nil {
+				pending := *ev
+				pending.Outcome = "connecting"
+				px.mp.log(&pending)
+			}
+			return berr
+		}}
 		var err error
-		up, err = net.DialTimeout("tcp4", op.Target.String(), 10*time.Second)
+		up, err = d.Dial("tcp4", op.Target.String())
 		return err
 	})
 	if err != nil {

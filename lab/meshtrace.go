@@ -84,7 +84,7 @@ func (x *performer) meshWire(offset int64, sport int, dst netip.AddrPort) (int, 
 	wireSrc := app
 	for i := range evs {
 		e := &evs[i]
-		if e.Dir == mesh.Outbound && e.Peer == app && x.mo.out == nil {
+		if e.Dir == mesh.Outbound && e.Peer == app { // the last record of the connection is the most complete
 			x.mo.out = e
 			if ap, err := netip.ParseAddrPort(e.Upstream); err == nil {
 				sport = int(ap.Port())
@@ -215,6 +215,9 @@ func (x *performer) meshSource(events map[string][]TraceEvent, appSport int, app
 			Why: "the lab proxy " + e.Why + "; its own socket " + e.Upstream + " → " + e.Target})
 	}
 	switch {
+	case e.TLS && e.PeerID == "" && e.Outcome == "connecting":
+		x.step(trace.Step{Layer: trace.LayerMesh, Action: trace.ActionUnknown, Object: proxyObj,
+			Why: "the proxy was still connecting to " + e.Target + " (mTLS to follow) when the client gave up"})
 	case e.TLS && e.PeerID != "":
 		x.step(trace.Step{Layer: trace.LayerMesh, Action: trace.ActionEncrypt, Object: proxyObj, Rule: "mTLS client " + e.LocalID + " → server " + e.PeerID,
 			Why: "TLS 1.3 handshake completed: the proxy presented the lab CA's certificate for " + e.LocalID + " and verified the server's certificate for " + e.PeerID + " (" + e.TLSWhy + ")"})
