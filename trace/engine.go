@@ -50,6 +50,8 @@ type Engine struct {
 	podAt sync.Map
 	// dnsJourneys caches the DNS query's own journey per (source, nameserver).
 	dnsJourneys sync.Map
+	// dnsResolutions caches resolver walks per (resolv.conf, libc, name).
+	dnsResolutions sync.Map
 
 	meshOnce sync.Once
 	mesh     *mesh.Model

@@ -19,6 +19,30 @@ type netpolEvaluator struct {
 	e    *Engine
 	once sync.Once
 	eng  *netpol.Engine
+
+	// last memoises the previous evaluation: a journey asks for egress and then ingress of the same connection,
+	// and netpol.Evaluate decides both directions at once.
+	mu   sync.Mutex
+	last struct {
+		conn netpol.Conn
+		dec  netpol.Decision
+		ok   bool
+	}
+}
+
+func (n *netpolEvaluator) evaluate(c netpol.Conn) netpol.Decision {
+	n.mu.Lock()
+	if n.last.ok && n.last.conn == c {
+		d := n.last.dec
+		n.mu.Unlock()
+		return d
+	}
+	n.mu.Unlock()
+	d := n.eng.Evaluate(c)
+	n.mu.Lock()
+	n.last.conn, n.last.dec, n.last.ok = c, d, true
+	n.mu.Unlock()
+	return d
 }
 
 func (n *netpolEvaluator) Decide(dir, srcIP, dstIP string, port int, proto string) PolicyDecision {
@@ -31,7 +55,7 @@ func (n *netpolEvaluator) Decide(dir, srcIP, dstIP string, port int, proto strin
 	if err1 != nil || err2 != nil {
 		return PolicyDecision{Verdict: "unknown", Why: "policy needs IP addresses: " + srcIP + " → " + dstIP}
 	}
-	dec := n.eng.Evaluate(netpol.Conn{Src: netpol.PeerFor(n.e.snap, s), Dst: netpol.PeerFor(n.e.snap, d),
+	dec := n.evaluate(netpol.Conn{Src: netpol.PeerFor(n.e.snap, s), Dst: netpol.PeerFor(n.e.snap, d),
 		Port: int32(port), Protocol: corev1.Protocol(proto)})
 	side := dec.Egress
 	if dir == "ingress" {

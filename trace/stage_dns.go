@@ -45,7 +45,15 @@ func (r *run) dnsStage() (netip.Addr, bool) {
 			return dns.Answer{Rcode: "unknown", Why: "nameserver " + ns + " is not the cluster DNS: the upstream resolver answers, which kpath does not model"}
 		}
 	}
-	res := dns.Resolve(rc, lib, name, dns.FamilyUnspec, ask)
+	// The walk depends only on resolv.conf, the resolver and the name: cache it per engine.
+	rk := dnsResKey{rc: rc.Render(), lib: lib, name: name}
+	var res dns.Resolution
+	if v, ok := r.e.dnsResolutions.Load(rk); ok {
+		res = v.(dns.Resolution)
+	} else {
+		res = dns.Resolve(rc, lib, name, dns.FamilyUnspec, ask)
+		r.e.dnsResolutions.Store(rk, res)
+	}
 	d := &DNS{Name: name, Resolver: string(lib), ResolvConf: strings.TrimSpace(rc.Render()),
 		NXDomains: res.NXDomainBeforeAnswer}
 	for _, q := range res.Queries {
@@ -138,6 +146,12 @@ func (r *run) dnsQueryJourney(ns netip.Addr, res dns.Resolution) *Journey {
 	j := r.computeDNSQueryJourney(ns, key.from)
 	r.e.dnsJourneys.Store(key, j)
 	return j
+}
+
+type dnsResKey struct {
+	rc   string
+	lib  dns.Libc
+	name string
 }
 
 type dnsJourneyKey struct {
