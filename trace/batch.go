@@ -83,6 +83,9 @@ func (e *Engine) Batch(r io.Reader, w io.Writer, opt BatchOptions) (BatchStats, 
 		defer relaxGC()()
 	}
 	st := BatchStats{Verdicts: map[Verdict]int{}}
+	if !opt.Full {
+		opt.Options.skipAlternatives = true // the compact record does not print them
+	}
 	br := bufio.NewReaderSize(r, 64<<10)
 	bw := bufio.NewWriterSize(w, 64<<10)
 	enc := json.NewEncoder(bw) // one line per record; HTML escaping kept off for readability

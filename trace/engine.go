@@ -27,6 +27,8 @@ type Options struct {
 	// Rules adds, under each node's Service step, the rule-by-rule walk of the netfilter ruleset kube-proxy would
 	// program on that node (rendered, parsed and evaluated like a real dump).
 	Rules bool
+	// skipAlternatives leaves Journey.Alternatives empty (batch records that do not print them).
+	skipAlternatives bool
 	// Libc is the source pod's resolver: glibc (default) or musl; empty picks musl for Alpine-looking images.
 	Libc dns.Libc
 }

@@ -151,7 +151,7 @@ func (r *run) setBackend(c kubeproxy.Choice, all []kubeproxy.Choice, picked int)
 	ep := r.endpointFor(c)
 	r.j.Backend = &ep
 	r.j.Alternatives = nil
-	if r.depth > 0 {
+	if r.depth > 0 || r.opt.skipAlternatives {
 		return // a nested journey (the DNS query's) names its backend; the step says how many it chose from
 	}
 	r.j.Alternatives = make([]Alternative, 0, len(all)-1)
