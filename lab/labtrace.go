@@ -270,6 +270,10 @@ func (x *performer) resolve(ctx context.Context) (netip.Addr, bool) {
 	t0 := time.Now()
 	out, err := run(ctx, "", "ip", "netns", "exec", x.ns, "getent", "ahosts", x.tgt.Name)
 	took := time.Since(t0)
+	if x.st.Real != nil {
+		// Real CoreDNS logs a query after answering it and the agent relays the line: let the last ones land.
+		waitLogQuiet(x.st.DNSLog(), 50*time.Millisecond, time.Second)
+	}
 	var qs []DNSLogEntry
 	for _, q := range readDNSLog(x.st.DNSLog(), before) {
 		// Only this lookup's queries: from the client's address, received after it started (a previous
@@ -496,6 +500,10 @@ func (x *performer) connect(dst netip.AddrPort, sport int) outcome {
 
 // dnsServerAt names the DNS pod that answered (a UDP reply carries the VIP after un-DNAT, so ask the log).
 func dnsServerAt(st *State, _ net.Addr) string {
+	if st.Real != nil {
+		// Real CoreDNS logs after answering and the agent relays the line: wait for it.
+		waitLogQuiet(st.DNSLog(), 30*time.Millisecond, 500*time.Millisecond)
+	}
 	qs := readDNSLog(st.DNSLog(), dnsLogSize(st.DNSLog())-4096)
 	if len(qs) == 0 {
 		return ""

@@ -342,3 +342,17 @@ func dnsResultString(m *miekg.Msg, err error) string {
 	}
 	return dnsAnswerKey(m)
 }
+
+// waitLogQuiet waits until a log file has not grown for quiet (at most max).
+func waitLogQuiet(path string, quiet, max time.Duration) {
+	deadline := time.Now().Add(max)
+	last, since := dnsLogSize(path), time.Now()
+	for time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		if n := dnsLogSize(path); n != last {
+			last, since = n, time.Now()
+		} else if time.Since(since) >= quiet {
+			return
+		}
+	}
+}

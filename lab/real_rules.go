@@ -63,7 +63,7 @@ func NodeRulesDiff(ctx context.Context, st *State, snap *cluster.Snapshot, node 
 			return nil, err
 		}
 		modelText, err = loadAndList(ctx, st.Real.RulesNS, nr.Text, mode)
-		if err != nil && strings.Contains(err.Error(), "nfacct") {
+		if err != nil && strings.Contains(nr.Text, "--nfacct-name") {
 			// The counter object kube-proxy creates over netlink does not exist in the scratch namespace: render
 			// without it (as kube-proxy does when the kernel lacks nfacct) and say so.
 			cfg := kubeproxy.ConfigFor(snap, n)
@@ -76,7 +76,7 @@ func NodeRulesDiff(ctx context.Context, st *State, snap *cluster.Snapshot, node 
 			if ierr := idx.RenderIPTables(&b); ierr != nil {
 				return nil, ierr
 			}
-			d.Notes = append(d.Notes, "the rendering's nfacct counter could not be loaded in the scratch namespace (no nfacct object there): compared the rendering without it")
+			d.Notes = append(d.Notes, "the rendering's -m nfacct rule could not be loaded in the scratch namespace (kube-proxy creates the counter object over netlink; no tool here does): compared the rendering without it, as kube-proxy renders it when nfacct is unavailable")
 			modelText, err = loadAndList(ctx, st.Real.RulesNS, b.String(), mode)
 		}
 		if err != nil {
@@ -118,6 +118,11 @@ func NodeRulesDiff(ctx context.Context, st *State, snap *cluster.Snapshot, node 
 // it back in the kernel's canonical form.
 func loadAndList(ctx context.Context, ns, text string, mode kubeproxy.Mode) (string, error) {
 	if mode == kubeproxy.ModeIPTables {
+		if strings.Contains(text, "--nfacct-name") {
+			if err := ensureNFAcct(ns, kubeProxyNFAcct); err != nil {
+				return "", err
+			}
+		}
 		if _, err := run(ctx, text, "ip", "netns", "exec", ns, "iptables-restore", "-w"); err != nil {
 			return "", fmt.Errorf("loading the rendered iptables rules into %s: %w", ns, err)
 		}
