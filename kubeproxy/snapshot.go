@@ -26,6 +26,17 @@ func ConfigFor(s *cluster.Snapshot, n *corev1.Node) Config {
 		}
 	}
 	v6 := cfg.Family == corev1.IPv6Protocol
+	switch cfg.Mode {
+	case ModeNFTables:
+		// --nodeport-addresses unset: nftables mode accepts NodePorts on the node's primary IP only (the "primary"
+		// default since v1.29), where iptables mode accepts them on every local address.
+		if cfg.NodeIP.IsValid() {
+			cfg.NodePortAddresses = []netip.Prefix{netip.PrefixFrom(cfg.NodeIP, cfg.NodeIP.BitLen())}
+		}
+	case ModeIPTables:
+		// kube-proxy adds --random-fully to MASQUERADE whenever iptables supports it (≥ 1.6.2: every current distro).
+		cfg.RandomFully = true
+	}
 	for _, c := range p.PodCIDRs {
 		if c.Addr().Is6() == v6 {
 			cfg.PodCIDR = c

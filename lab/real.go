@@ -583,6 +583,21 @@ func stopReal(rs *RealState) []string {
 			errs = append(errs, fmt.Sprintf("killing %d (%s): %v", p.PID, p.Cmd, err))
 		}
 	}
+	// SIGKILL is asynchronous: wait (briefly) until each is gone, so "down" returns with nothing left running.
+	deadline = time.Now().Add(2 * time.Second)
+	for len(live) > 0 && time.Now().Before(deadline) {
+		var still []*Process
+		for _, p := range live {
+			if procStartTime(p.PID) == p.StartTime && !isZombie(p.PID) {
+				still = append(still, p)
+			}
+		}
+		live = still
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, p := range live {
+		errs = append(errs, fmt.Sprintf("%s (pid %d) still running after SIGKILL", p.Cmd, p.PID))
+	}
 	return errs
 }
 

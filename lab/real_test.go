@@ -26,30 +26,26 @@ import (
 // kube-proxy programmed, "- line" for one only `kpath rules` renders); a key ending in "*" matches a prefix. Each is
 // logged with both sides.
 var realSkips = map[string]string{
-	// kubeproxy.ConfigFor leaves NodePortAddresses empty ("every local address": fib daddr type local); kube-proxy
-	// v1.36 in nftables mode defaults --nodeport-addresses to "primary" (the node's primary IPs, @nodeport-ips).
-	// Effect: a NodePort on 127.0.0.1 or a node's cni0/flannel.1 address is predicted to work and does not.
-	"nftables|rules|+ chain nodeport-endpoints-check: ip daddr @nodeport-ips meta l4proto . th dport vmap @no-endpoint-nodeports":   nodePortPrimary,
-	"nftables|rules|+ chain services: ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports":                       nodePortPrimary,
-	"nftables|rules|+ set nodeport-ips element: *":                                                                                  nodePortPrimary,
-	"nftables|rules|- chain nodeport-endpoints-check: ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @no-endpoint-nodeports":  nodePortPrimary,
-	"nftables|rules|- chain services: fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports": nodePortPrimary,
+	// (Fixed in kubeproxy.ConfigFor after the lab found them: nftables mode's --nodeport-addresses "primary" default,
+	// and iptables mode's MASQUERADE --random-fully.)
+	// Lab bug, open: for the multi-send UDP DNS question the traced (first) packet and the backend the lab attributes
+	// the answer to can come from different sends when real CoreDNS answers, so hops/outer header are compared
+	// against another branch's prediction. The verdict and the backend set are still compared.
+	"nftables|hops|tools/netshoot kube-dns.kube-system:53":                                           udpAttribution,
+	"iptables|hops|tools/netshoot kube-dns.kube-system:53":                                           udpAttribution,
+	"nftables|overlay outer header (capture on the underlay)|tools/netshoot kube-dns.kube-system:53": udpAttribution,
+	"iptables|overlay outer header (capture on the underlay)|tools/netshoot kube-dns.kube-system:53": udpAttribution,
 	// kube-proxy creates empty KUBE-PROXY-CANARY chains (mangle, nat, filter) to notice a flush; the renderer does
 	// not. Never jumped to: no packet is affected.
 	"iptables|rules|+ filter: :KUBE-PROXY-CANARY -": canary,
 	"iptables|rules|+ nat: :KUBE-PROXY-CANARY -":    canary,
 	"iptables|rules|+ mangle: :KUBE-PROXY-CANARY -": canary,
 	"iptables|rules|+ mangle: :*":                   canary + " (the mangle table exists only because of it)",
-	// kube-proxy adds --random-fully to its MASQUERADE rule when iptables supports it (1.6.2+; here 1.8.9);
-	// kubeproxy.ConfigFor leaves Config.RandomFully false. Only the SNAT source-port choice differs.
-	`iptables|rules|+ nat: -A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully`: randomFully,
-	`iptables|rules|- nat: -A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE`:                randomFully,
 }
 
 const (
-	nodePortPrimary = "kubeproxy models --nodeport-addresses unset as every local address; kube-proxy v1.36 nftables defaults to the node's primary IPs"
-	canary          = "kube-proxy's KUBE-PROXY-CANARY chains are not rendered by kubeproxy (empty, never jumped to)"
-	randomFully     = "kube-proxy masquerades --random-fully when iptables supports it; kubeproxy.ConfigFor renders without"
+	canary         = "kube-proxy's KUBE-PROXY-CANARY chains are not rendered by kubeproxy (empty, never jumped to)"
+	udpAttribution = "lab: with real CoreDNS the multi-send UDP question's traced packet and attributed backend can belong to different sends (open lab bug)"
 )
 
 func realSkip(mode kubeproxy.Mode, what string) (string, bool) {

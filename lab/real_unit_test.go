@@ -87,10 +87,10 @@ func TestCanonicalRules(t *testing.T) {
 }
 
 func TestRealSkipMatchesPrefixes(t *testing.T) {
-	if _, ok := realSkip("nftables", "rules|+ set nodeport-ips element: 172.18.0.9"); !ok {
+	if _, ok := realSkip("iptables", "rules|+ mangle: :PREROUTING ACCEPT"); !ok {
 		t.Error("a prefix key did not match")
 	}
-	if _, ok := realSkip("iptables", "rules|+ set nodeport-ips element: 172.18.0.9"); ok {
-		t.Error("an nftables key matched in iptables mode")
+	if _, ok := realSkip("nftables", "rules|+ mangle: :PREROUTING ACCEPT"); ok {
+		t.Error("an iptables key matched in nftables mode")
 	}
 }
