@@ -91,6 +91,86 @@ func TestMeshOutboundReplacesKubeProxyDNAT(t *testing.T) {
 	}
 }
 
+// TestMeshAllBackendsCoversEveryWeightedRouteBackend: a weighted split (GAMMA HTTPRoute backendRefs weights,
+// gateway-api.sigs.k8s.io/reference/spec/#httpbackendref; Istio VirtualService route weights,
+// istio.io/latest/docs/reference/config/networking/virtual-service/#HTTPRouteDestination) sends a share of requests to
+// every backend, so --all-backends must branch to the endpoints of each one with weight/Σweights × 1/endpoints.
+func TestMeshAllBackendsCoversEveryWeightedRouteBackend(t *testing.T) {
+	e := meshDemo(t)
+	cases := []struct {
+		name, from, to string
+		want           map[string]float64 // backend pod name prefix → summed probability
+	}{
+		{"a Linkerd HTTPRoute split 90/10 walks both api endpoints and the canary",
+			"linkerd-shop/web", "http://api.linkerd-shop:8080/api/items",
+			map[string]float64{"linkerd-shop/api-6c8f7d9b4-": 0.9, "linkerd-shop/api-canary-": 0.1}},
+		{"an Istio VirtualService split 80/20 over subsets walks reviews v1 and v2",
+			"istio-shop/productpage", "http://reviews.istio-shop:9080/reviews/1",
+			map[string]float64{"istio-shop/reviews-v1-": 0.8, "istio-shop/reviews-v2-": 0.2}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			one, err := e.Trace(tc.from, tc.to, trace.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, _ := e.Trace(tc.from, tc.to, trace.Options{})
+			if one.Backend == nil || again.Backend == nil || one.Backend.IP != again.Backend.IP {
+				t.Fatalf("the default single trace must choose deterministically: %+v vs %+v", one.Backend, again.Backend)
+			}
+			sum := map[string]float64{}
+			seen := map[string]bool{one.Backend.IP: true}
+			for _, a := range one.Alternatives {
+				seen[a.Endpoint.IP] = true
+			}
+			all, err := e.TraceAll(tc.from, tc.to, trace.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(all) != len(seen) {
+				t.Errorf("--all-backends walked %d journeys, the single trace lists %d endpoints", len(all), len(seen))
+			}
+			walked := map[string]bool{}
+			for _, j := range all {
+				if j.Verdict != trace.Delivered || j.Backend == nil {
+					t.Fatalf("branch not delivered: %s %v", j.Verdict, j.Backend)
+				}
+				walked[j.Backend.IP] = true
+				if len(j.Alternatives) != len(all)-1 {
+					t.Errorf("branch %s lists %d alternatives, want %d", j.Backend.Pod, len(j.Alternatives), len(all)-1)
+				}
+			}
+			for ip := range seen {
+				if !walked[ip] {
+					t.Errorf("endpoint %s is listed as an alternative but no branch walks it", ip)
+				}
+			}
+			for _, a := range all[0].Alternatives {
+				for pre := range tc.want {
+					if strings.HasPrefix(a.Endpoint.Pod, pre) {
+						sum[pre] += a.Probability
+					}
+				}
+			}
+			// Add the first branch's own share: it is the complement within its prefix.
+			var listed float64
+			for _, v := range sum {
+				listed += v
+			}
+			for pre := range tc.want {
+				if strings.HasPrefix(all[0].Backend.Pod, pre) {
+					sum[pre] += 1 - listed
+				}
+			}
+			for pre, w := range tc.want {
+				if d := sum[pre] - w; d > 1e-9 || d < -1e-9 {
+					t.Errorf("probability of %s* = %.3f, want %.2f (all: %v)", pre, sum[pre], w, sum)
+				}
+			}
+		})
+	}
+}
+
 func TestDiffAfterMesh(t *testing.T) {
 	e := meshDemo(t)
 	before, err := e.Trace("tools/netshoot", "cart.shop:8080", trace.Options{})

@@ -176,6 +176,10 @@ func (r *run) sidecarOutbound(m *mesh.Model, p *corev1.Pod, mb mesh.Member, choi
 	port := int(dst.Port())
 	var subset map[string]string
 	routeNote := ""
+	// union is set when a route splits over several weighted backends: every endpoint any backend reaches, with
+	// probability weight_b/Σweights × 1/n_b, so --all-backends walks them all (the 90/10 canary included).
+	var union *backendUnion
+	followed := 0 // the route backend this journey follows
 	if r.pkt.L7 != nil && svc != nil && !r.linkerdOpaque(m, svc, port, mb) {
 		pickW := func(ws []int) int { return weightedPick(ws, r.pkt.Src.String(), r.j.Question.To) }
 		rt := m.RouteOutbound(mb.Mesh, p.Namespace, svc.Namespace, svc.Name, port, r.pkt.L7, pickW)
@@ -186,7 +190,15 @@ func (r *run) sidecarOutbound(m *mesh.Model, p *corev1.Pod, mb mesh.Member, choi
 			return true
 		}
 		if rt != nil {
-			b := rt.Backends[rt.Picked]
+			picked := rt.Picked
+			if len(rt.Backends) > 1 {
+				union = r.routeUnion(rt.Backends)
+				if choice >= 0 && choice < len(union.eps) {
+					picked = union.owner[choice]
+				}
+			}
+			followed = picked
+			b := rt.Backends[picked]
 			var ws []string
 			total := 0
 			for _, x := range rt.Backends {
@@ -199,7 +211,7 @@ func (r *run) sidecarOutbound(m *mesh.Model, p *corev1.Pod, mb mesh.Member, choi
 				}
 				if len(rt.Backends) > 1 {
 					s += fmt.Sprintf(" weight %d", x.Weight)
-					if i == rt.Picked {
+					if i == picked {
 						s += " ← kpath follows this one"
 					}
 				}
@@ -208,7 +220,14 @@ func (r *run) sidecarOutbound(m *mesh.Model, p *corev1.Pod, mb mesh.Member, choi
 			rule := whyOr(rt.Rule, "default route")
 			why := fmt.Sprintf("%s; backends %s; request timeout %s; retries %s", rt.Why, strings.Join(ws, ", "), rt.Timeout, rt.Retries)
 			if len(rt.Backends) > 1 && total > 0 {
-				why += fmt.Sprintf(" (the proxy splits requests by weight: this one has p=%.2f)", float64(b.Weight)/float64(total))
+				why += fmt.Sprintf(" (the proxy splits requests by weight: this one has p=%.2f", float64(b.Weight)/float64(total))
+				if union != nil {
+					why += fmt.Sprintf("; the alternatives list all %d endpoints of every backend, each with weight/Σweights × 1/endpoints", len(union.eps))
+					if union.missing != "" {
+						why += "; " + union.missing
+					}
+				}
+				why += ")"
 			}
 			r.step(Step{Layer: LayerMesh, Action: ActionRoute, Object: whyOr(rt.Object, "Service "+svc.Namespace+"/"+svc.Name), Rule: rule, Why: why})
 			if s := r.e.snap.Service(b.Namespace, b.Service); s != nil {
@@ -218,6 +237,9 @@ func (r *run) sidecarOutbound(m *mesh.Model, p *corev1.Pod, mb mesh.Member, choi
 				r.step(Step{Layer: LayerMesh, Action: ActionReject, Object: rt.Object, Why: why})
 				r.block(LayerMesh, rt.Object, why)
 				r.finish(Rejected, why)
+				if union != nil {
+					r.choices = union.eps
+				}
 				return true
 			}
 			port, subset = b.Port, b.SubsetLabels
@@ -240,27 +262,16 @@ func (r *run) sidecarOutbound(m *mesh.Model, p *corev1.Pod, mb mesh.Member, choi
 		r.proxyConnect(m, p, mb, target, proxyObj, "original destination", dst, "Service "+target.Namespace+"/"+target.Name+" is headless: the proxy forwards to the pod address the application resolved", cost)
 		return false
 	}
-	idx, err := r.e.proxyIndex(r.src.Node)
+	eps, res, err := r.meshEndpoints(target, port, subset)
 	if err != nil {
 		r.step(Step{Layer: LayerMesh, Action: ActionUnknown, Object: proxyObj, Why: "endpoints of " + svcName(target) + ": " + err.Error()})
 		r.finish(Unknown, err.Error())
 		return true
 	}
-	res := idx.Translate(kubeproxy.Flow{Src: r.pkt.Src.Addr(), Dst: vip, Protocol: corev1.Protocol(orig.Proto), DstPort: uint16(port)})
-	eps := res.Endpoints
-	if len(subset) > 0 {
-		var keep []kubeproxy.Choice
-		for _, c := range eps {
-			for _, pp := range r.e.snap.PodsByIP(c.Endpoint.Addr()) {
-				if labelsMatch(subset, pp.Labels) {
-					keep = append(keep, c)
-					break
-				}
-			}
-		}
-		eps = keep
-	}
 	if len(eps) == 0 {
+		if union != nil {
+			r.choices = union.eps
+		}
 		why := fmt.Sprintf("%s%s has no ready endpoint%s: the %s has nowhere to send the connection and fails it", svcName(target), routeNote,
 			map[bool]string{true: " in the route's subset", false: ""}[len(subset) > 0], mb.ProxyName())
 		if mb.Mesh == cluster.MeshLinkerd {
@@ -274,24 +285,112 @@ func (r *run) sidecarOutbound(m *mesh.Model, p *corev1.Pod, mb mesh.Member, choi
 		r.finish(Rejected, why)
 		return true
 	}
-	r.choices = eps
+	nEps := len(eps)
 	i := choice
 	pickWhy := ""
-	if i < 0 || i >= len(eps) {
+	if union != nil {
+		// The branch index is over the union; i becomes the endpoint's index in the union.
+		all := union.eps
+		if i < 0 || i >= len(all) {
+			k := hashPick(len(eps), r.pkt.Src.String(), dst.String())
+			i = union.offset[followed] + k
+			pickWhy = fmt.Sprintf("kpath follows endpoint %d of this backend's %d (a stable choice per source; --all-backends walks all %d endpoints of every backend)", k+1, len(eps), len(all))
+		} else {
+			pickWhy = fmt.Sprintf("--all-backends: branch %d of %d over every route backend's endpoints (p=%.3g)", i+1, len(all), all[i].Probability)
+		}
+		eps = all
+	} else if i < 0 || i >= len(eps) {
 		i = hashPick(len(eps), r.pkt.Src.String(), dst.String())
 		pickWhy = fmt.Sprintf("kpath follows endpoint %d of %d (a stable choice per source; --all-backends walks every one)", i+1, len(eps))
 	} else {
 		pickWhy = fmt.Sprintf("--all-backends: branch %d of %d", i+1, len(eps))
 	}
+	r.choices = eps
 	r.setBackend(eps[i], eps, i)
 	algo := "Linkerd balances requests with EWMA latency (power of two choices), per request for HTTP, per connection for TCP"
 	if mb.Mesh == cluster.MeshIstioSidecar {
 		algo = "Envoy's default LEAST_REQUEST load balancing over the EDS endpoints istiod pushes"
 	}
 	why := fmt.Sprintf("the %s resolves %s%s to its %d endpoint(s) itself (%s); %s. It connects straight to the pod IP, so the Service VIP never leaves the pod and kube-proxy's DNAT is not on this path",
-		mb.ProxyName(), svcName(target), routeNote, len(eps), algo, pickWhy)
+		mb.ProxyName(), svcName(target), routeNote, nEps, algo, pickWhy)
 	r.proxyConnect(m, p, mb, target, svcName(target), "endpoint "+eps[i].Endpoint.String(), eps[i].Endpoint, why, cost)
 	return false
+}
+
+// meshEndpoints is what a proxy balances over for Service target:port: its ready endpoints (as the Linkerd
+// destination controller / istiod EDS / ztunnel's workload discovery serve them), narrowed to a route subset.
+func (r *run) meshEndpoints(target *corev1.Service, port int, subset map[string]string) ([]kubeproxy.Choice, kubeproxy.Result, error) {
+	vip, _ := netip.ParseAddr(target.Spec.ClusterIP)
+	idx, err := r.e.proxyIndex(r.src.Node)
+	if err != nil {
+		return nil, kubeproxy.Result{}, err
+	}
+	res := idx.Translate(kubeproxy.Flow{Src: r.pkt.Src.Addr(), Dst: vip, Protocol: corev1.Protocol(r.pkt.Proto), DstPort: uint16(port)})
+	eps := res.Endpoints
+	if len(subset) > 0 {
+		var keep []kubeproxy.Choice
+		for _, c := range eps {
+			for _, pp := range r.e.snap.PodsByIP(c.Endpoint.Addr()) {
+				if labelsMatch(subset, pp.Labels) {
+					keep = append(keep, c)
+					break
+				}
+			}
+		}
+		eps = keep
+	}
+	return eps, res, nil
+}
+
+// backendUnion is every endpoint of every weighted route backend, in backend order.
+type backendUnion struct {
+	eps     []kubeproxy.Choice // Probability = weight_b/Σweights × 1/n_b
+	owner   []int              // backend index of each endpoint
+	offset  []int              // first union index of each backend
+	missing string             // backends that contribute no endpoint, and why
+}
+
+// routeUnion builds the union of the route backends' endpoints. A backend whose Service is missing, headless or
+// without ready endpoints contributes none (its share of requests fails; the route step says so).
+func (r *run) routeUnion(bs []mesh.Backend) *backendUnion {
+	u := &backendUnion{}
+	total := 0
+	for _, b := range bs {
+		if b.Weight > 0 {
+			total += b.Weight
+		}
+	}
+	var missing []string
+	for bi, b := range bs {
+		u.offset = append(u.offset, len(u.eps))
+		if b.Weight <= 0 || total == 0 {
+			continue
+		}
+		s := r.e.snap.Service(b.Namespace, b.Service)
+		if s == nil {
+			missing = append(missing, b.Namespace+"/"+b.Service+" does not exist")
+			continue
+		}
+		if v, _ := netip.ParseAddr(s.Spec.ClusterIP); !v.IsValid() {
+			missing = append(missing, b.Namespace+"/"+b.Service+" is headless")
+			continue
+		}
+		eps, _, err := r.meshEndpoints(s, b.Port, b.SubsetLabels)
+		if err != nil || len(eps) == 0 {
+			missing = append(missing, b.Namespace+"/"+b.Service+" has no ready endpoint")
+			continue
+		}
+		share := float64(b.Weight) / float64(total) / float64(len(eps))
+		for _, c := range eps {
+			c.Probability = share
+			u.eps = append(u.eps, c)
+			u.owner = append(u.owner, bi)
+		}
+	}
+	if len(missing) > 0 {
+		u.missing = "no branch for " + strings.Join(missing, ", ") + " (that share of requests fails)"
+	}
+	return u
 }
 
 func labelsMatch(sel, l map[string]string) bool {
