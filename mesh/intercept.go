@@ -50,6 +50,16 @@ const (
 // Intercept walks one new connection through pod p's interception rules. dir is Outbound (src is the pod, uid is
 // the socket owner) or Inbound (arriving on eth0).
 func (m *Model) Intercept(p *corev1.Pod, dir string, proto string, src, dst netip.AddrPort, uid uint32) Interception {
+	return m.intercept(p, dir, proto, src, dst, uid, 0)
+}
+
+// InterceptMark is Intercept for a socket that carries packet mark mark (Istio ambient: ztunnel marks its own
+// sockets 0x539, which the in-pod rules exempt).
+func (m *Model) InterceptMark(p *corev1.Pod, dir string, proto string, src, dst netip.AddrPort, mark uint32) Interception {
+	return m.intercept(p, dir, proto, src, dst, 0, mark)
+}
+
+func (m *Model) intercept(p *corev1.Pod, dir string, proto string, src, dst netip.AddrPort, uid, mark uint32) Interception {
 	mb := m.Member(p)
 	if mb.Capture == nil {
 		return Interception{To: dst, Why: "the pod has no interception rules: " + whyOr(mb.NotCaptured, mb.Why)}
@@ -58,7 +68,7 @@ func (m *Model) Intercept(p *corev1.Pod, dir string, proto string, src, dst neti
 	if pr.err != nil {
 		return Interception{To: dst, Unknown: pr.err.Error()}
 	}
-	pkt := netfilter.Packet{Src: src, Dst: dst}
+	pkt := netfilter.Packet{Src: src, Dst: dst, Mark: mark}
 	switch strings.ToUpper(proto) {
 	case "UDP":
 		pkt.Proto = netfilter.ProtoUDP

@@ -117,15 +117,40 @@ func (m *Model) IstioClientTLS(dst *corev1.Pod, dstMeshed bool, svcNS, svcName s
 // IstioInbound evaluates AuthorizationPolicies for req at pod dst, in Istio's order: CUSTOM, DENY, ALLOW (AUDIT
 // only flags). Docs: istio.io/latest/docs/reference/config/security/authorization-policy/.
 func (m *Model) IstioInbound(dst *corev1.Pod, req Request) Decision {
-	var custom, deny, allow, audit []*IstioAuthorizationPolicy
-	for _, ap := range m.Res.IstioAuthzPolicies {
+	return m.istioEvaluate("Pod "+dst.Namespace+"/"+dst.Name, "HTTP 403 \"RBAC: access denied\" from Envoy", req, func(ap *IstioAuthorizationPolicy) bool {
 		if ap.Namespace != dst.Namespace && ap.Namespace != m.IstioRootNamespace {
-			continue
+			return false
 		}
 		if len(ap.Spec.TargetRefs) > 0 || ap.Spec.TargetRef != nil {
-			continue // targetRefs attach to gateways/waypoints/Services, not to sidecars
+			return false // targetRefs attach to gateways/waypoints/Services, not to sidecars
 		}
-		if !wlSelects(ap.Spec.Selector, dst.Labels) {
+		return wlSelects(ap.Spec.Selector, dst.Labels)
+	})
+}
+
+// IstioWaypoint evaluates the AuthorizationPolicies an ambient waypoint (Gateway gwNS/gw) enforces for a request
+// to Service svcNS/svc: those whose targetRefs name the Gateway or the Service (istio.io/latest/docs/ambient/usage/l7-features/,
+// "Security authorization"), in the same CUSTOM → DENY → ALLOW order.
+func (m *Model) IstioWaypoint(gwNS, gw, svcNS, svc string, req Request) Decision {
+	return m.istioEvaluate("waypoint "+gwNS+"/"+gw, "HTTP 403 \"RBAC: access denied\" from the waypoint", req, func(ap *IstioAuthorizationPolicy) bool {
+		refs := ap.Spec.TargetRefs
+		if ap.Spec.TargetRef != nil {
+			refs = append(refs, *ap.Spec.TargetRef)
+		}
+		for _, r := range refs {
+			ns := whyOr(r.Namespace, ap.Namespace)
+			if (r.Kind == "Gateway" && ns == gwNS && r.Name == gw) || (r.Kind == "Service" && ns == svcNS && r.Name == svc) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func (m *Model) istioEvaluate(target, httpResp string, req Request, applies func(*IstioAuthorizationPolicy) bool) Decision {
+	var custom, deny, allow, audit []*IstioAuthorizationPolicy
+	for _, ap := range m.Res.IstioAuthzPolicies {
+		if !applies(ap) {
 			continue
 		}
 		switch strings.ToUpper(whyOr(ap.Spec.Action, "ALLOW")) {
@@ -142,7 +167,7 @@ func (m *Model) IstioInbound(dst *corev1.Pod, req Request) Decision {
 	http := req.L7 != nil && !req.Opaque
 	resp := "connection closed by the proxy (TCP)"
 	if http {
-		resp = "HTTP 403 \"RBAC: access denied\" from Envoy"
+		resp = httpResp
 	}
 	for _, ap := range custom {
 		if i, ok := m.istioPolicyMatches(ap, req, false); ok {
@@ -167,7 +192,7 @@ func (m *Model) IstioInbound(dst *corev1.Pod, req Request) Decision {
 		}
 	}
 	if len(allow) == 0 {
-		d := Decision{Verdict: Allow, Object: "Pod " + dst.Namespace + "/" + dst.Name, Rule: "no ALLOW policy",
+		d := Decision{Verdict: Allow, Object: target, Rule: "no ALLOW policy",
 			Why: "no CUSTOM or DENY policy matches and no ALLOW policy applies to the workload: allowed"}
 		if audited != "" {
 			d.Audit, d.Why = true, d.Why+"; "+audited+" (AUDIT) flags it"

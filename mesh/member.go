@@ -305,3 +305,35 @@ func whyOr(a, b string) string {
 	}
 	return b
 }
+
+// WaypointGateway returns the Gateway name when pod p is an Istio ambient waypoint proxy (the pod istiod deploys
+// for a Gateway of class istio-waypoint carries gateway.networking.k8s.io/gateway-name and
+// gateway.istio.io/managed: istio.io-mesh-controller), else "".
+func WaypointGateway(p *corev1.Pod) string {
+	if p == nil || p.Labels["gateway.istio.io/managed"] != "istio.io-mesh-controller" {
+		return ""
+	}
+	return p.Labels["gateway.networking.k8s.io/gateway-name"]
+}
+
+// ServiceWaypoint names the waypoint ("ns/name") a Service's traffic goes through: istio.io/use-waypoint on the
+// Service, else on its namespace ("" when none; the value "none" opts out).
+func (m *Model) ServiceWaypoint(svc *corev1.Service) string {
+	if svc == nil {
+		return ""
+	}
+	w := svc.Labels["istio.io/use-waypoint"]
+	if w == "" {
+		if ns := m.snap.Namespace(svc.Namespace); ns != nil {
+			w = ns.Labels["istio.io/use-waypoint"]
+		}
+	}
+	if w == "" || w == "none" {
+		return ""
+	}
+	wns := svc.Namespace
+	if v := svc.Labels["istio.io/use-waypoint-namespace"]; v != "" {
+		wns = v
+	}
+	return wns + "/" + w
+}

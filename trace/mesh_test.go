@@ -44,6 +44,16 @@ func TestMeshJourneys(t *testing.T) {
 			"istio-shop/productpage", "api.linkerd-shop:8080", trace.Rejected, "mesh-istio-passthrough"},
 		{"a meshed client reaches a non-meshed server in plaintext",
 			"linkerd-shop/web", "cart.shop:8080", trace.Dropped, "mesh-linkerd-to-unmeshed"},
+		// Istio ambient: istio.io/latest/docs/ambient/architecture/traffic-redirection/ (in-pod redirect to ztunnel
+		// 15001/15006/15008), architecture/hbone/ (HTTP CONNECT over mTLS on 15008), usage/l4-policy/ (ztunnel
+		// enforces selector-bound policies at L4), usage/waypoint/ + usage/l7-features/ (istio.io/use-waypoint on the
+		// Service; targetRefs policies and GAMMA routes at the waypoint).
+		{"ambient traffic-redirection and HBONE: ztunnel tunnels sleep to httpbin and the destination ztunnel's L4 policy allows sleep's principal",
+			"ambient-shop/sleep", "httpbin.ambient-shop:8000", trace.Delivered, "mesh-ambient-l4-allowed"},
+		{"ambient l4-policy: the destination ztunnel refuses a principal the ALLOW policy does not list",
+			"ambient-shop/curl", "httpbin.ambient-shop:8000", trace.Rejected, "mesh-ambient-l4-denied"},
+		{"ambient waypoint and l7-features: a Service with istio.io/use-waypoint goes through the waypoint, which authorizes the method and applies the HTTPRoute",
+			"ambient-shop/sleep", "http://ledger.ambient-shop:8080/api/entries", trace.Delivered, "mesh-ambient-waypoint-route"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

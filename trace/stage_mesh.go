@@ -27,6 +27,11 @@ func (e *Engine) MeshModel() *mesh.Model {
 // termination, authorization, the hop to the application). It returns true when the walk stops.
 func (r *run) meshStage(p *corev1.Pod, dir string, choice int) (stop bool) {
 	m := r.e.MeshModel()
+	if dir == mesh.Inbound {
+		if gw := mesh.WaypointGateway(p); gw != "" {
+			return r.waypointInbound(m, p, gw)
+		}
+	}
 	mb := m.Member(p)
 	if mb.Mesh == "" {
 		return false
@@ -654,18 +659,357 @@ func (r *run) sidecarInbound(m *mesh.Model, dp *corev1.Pod, mb mesh.Member) bool
 	return false
 }
 
-// ambientOutbound and ambientInbound: Istio ambient (ztunnel, HBONE, waypoints) is not modelled on the journey yet.
+// Istio ambient (istio.io/latest/docs/ambient/architecture/data-plane/ and traffic-redirection/): no sidecar; the
+// Istio CNI agent installs in-pod redirect rules, and the node's ztunnel opens listeners inside the pod's netns
+// (15001 outbound, 15008 HBONE inbound, 15006 plaintext inbound). Between ztunnels (or via a waypoint) traffic is
+// HBONE: HTTP CONNECT over mTLS to port 15008, identities spiffe://TRUST_DOMAIN/ns/NS/sa/SA.
+
+const hbonePort = 15008
+
+func ztunnelLoc(p *corev1.Pod, dir string) Location {
+	return Location{Kind: InProxy, Name: "ztunnel on " + p.Spec.NodeName + " (" + dir + ", in " + podRef(p) + "'s netns)", Node: p.Spec.NodeName, IP: p.Status.PodIP}
+}
+
+func (r *run) ztunnelCost() Estimate { return conv(r.e.lat.m.ZtunnelHop()) }
+
+// ambientOutbound: in-pod redirect to ztunnel :15001; ztunnel resolves the Service itself and opens an HBONE tunnel
+// from the pod's own address to the endpoint's (or the Service's waypoint's) port 15008.
 func (r *run) ambientOutbound(m *mesh.Model, p *corev1.Pod, mb mesh.Member, choice int) bool {
-	return r.ambientUnknown(p, mb, mesh.Outbound)
+	orig := r.pkt
+	ic, ok := r.interceptStep(m, p, mb, mesh.Outbound, appUID(p))
+	if !ok {
+		return true
+	}
+	if !ic.Redirected {
+		return false
+	}
+	if orig.Proto != packet.TCP {
+		return false
+	}
+	r.enter(ztunnelLoc(p, mesh.Outbound))
+	obj := "ztunnel on " + p.Spec.NodeName
+	cost := r.ztunnelCost()
+	dst := orig.Dst
+	var svc *corev1.Service
+	for _, sp := range r.e.snap.ServicePortsAt(dst.Addr(), int32(dst.Port()), corev1.Protocol(orig.Proto)) {
+		if sp.Via == cluster.OwnerClusterIP {
+			svc = sp.Service
+			break
+		}
+	}
+	// A waypoint on the destination Service: ztunnel sends the connection to the waypoint instead.
+	if wp := m.ServiceWaypoint(svc); wp != "" {
+		wns, wname, _ := strings.Cut(wp, "/")
+		wsvc := r.e.snap.Service(wns, wname)
+		var eps []kubeproxy.Choice
+		if wsvc != nil {
+			eps, _, _ = r.meshEndpoints(wsvc, hbonePort, nil)
+		}
+		if len(eps) == 0 {
+			why := fmt.Sprintf("%s uses waypoint %s (istio.io/use-waypoint) but no ready waypoint endpoint on port %d exists: ztunnel cannot forward the connection", svcName(svc), wp, hbonePort)
+			r.step(Step{Layer: LayerMesh, Action: ActionReject, Object: svcName(svc), Why: why, LatencyEstimate: cost})
+			r.block(LayerMesh, svcName(svc), why)
+			r.finish(Rejected, why)
+			return true
+		}
+		k := hashPick(len(eps), orig.Src.String(), dst.String())
+		wpod := r.e.snap.PodsByIP(eps[k].Endpoint.Addr())
+		wid := ""
+		if len(wpod) > 0 {
+			wid = mesh.IstioIdentity(whyOr(wpod[0].Spec.ServiceAccountName, "default"), wpod[0].Namespace, m.IstioTrustDomain)
+		}
+		why := fmt.Sprintf("%s is labelled istio.io/use-waypoint → %s: ztunnel does no L7 work itself and tunnels the connection to the waypoint (one of %d) over HBONE, CONNECT authority %s (the Service address: the waypoint routes)",
+			svcName(svc), wp, len(eps), dst)
+		r.hbone(m, p, mb, obj, eps[k].Endpoint.Addr(), dst, wid, why, cost)
+		return false
+	}
+	to := dst
+	note := "the original destination " + dst.String() + " is not a Service address: ztunnel forwards to it"
+	if svc != nil {
+		eps, res, err := r.meshEndpoints(svc, int(dst.Port()), nil)
+		if err != nil {
+			r.step(Step{Layer: LayerMesh, Action: ActionUnknown, Object: obj, Why: "endpoints of " + svcName(svc) + ": " + err.Error()})
+			r.finish(Unknown, err.Error())
+			return true
+		}
+		if len(eps) == 0 {
+			why := svcName(svc) + " has no ready endpoint: ztunnel has nowhere to send the connection and closes it" + r.notReadyDetail(res.Service)
+			r.step(Step{Layer: LayerMesh, Action: ActionReject, Object: svcName(svc), Why: why, LatencyEstimate: cost})
+			r.block(LayerMesh, svcName(svc), why)
+			r.finish(Rejected, why)
+			return true
+		}
+		r.choices = eps
+		i := choice
+		pick := ""
+		if i < 0 || i >= len(eps) {
+			i = hashPick(len(eps), orig.Src.String(), dst.String())
+			pick = fmt.Sprintf("kpath follows endpoint %d of %d (a stable choice per source; --all-backends walks every one)", i+1, len(eps))
+		} else {
+			pick = fmt.Sprintf("--all-backends: branch %d of %d", i+1, len(eps))
+		}
+		r.setBackend(eps[i], eps, i)
+		to = eps[i].Endpoint
+		note = fmt.Sprintf("ztunnel resolves %s to its %d endpoint(s) itself from istiod's workload discovery; %s. kube-proxy's DNAT is not on this path", svcName(svc), len(eps), pick)
+	}
+	var dp *corev1.Pod
+	for _, x := range r.e.snap.PodsByIP(to.Addr()) {
+		if !x.Spec.HostNetwork {
+			dp = x
+		}
+	}
+	if dp != nil {
+		if dm := m.Member(dp); dm.Mesh == cluster.MeshIstioAmbient && dm.Capture != nil {
+			r.hbone(m, p, mb, obj, to.Addr(), to, dm.Identity, note+"; the destination is in ambient mode, so ztunnel tunnels over HBONE", cost)
+			return false
+		} else if dm.Mesh != "" {
+			why := note + "; the destination " + podRef(dp) + " is meshed by " + string(dm.Mesh) + ", not ambient: ztunnel → sidecar interoperation is not modelled"
+			r.step(Step{Layer: LayerMesh, Action: ActionUnknown, Object: obj, Why: why, LatencyEstimate: cost})
+			r.finish(Unknown, why)
+			return true
+		}
+	}
+	sport := uint16(32768 + hashPick(28000, "ztunnel", r.j.Question.From, r.j.Question.To))
+	after := packet.Packet{Proto: orig.Proto, Src: netip.AddrPortFrom(r.src.IP, sport), Dst: to, L7: orig.L7}
+	r.rewrite(Step{Layer: LayerMesh, Action: ActionForward, Object: obj, Rule: "passthrough " + to.String(),
+		Why: note + "; the destination is not in the ambient mesh: ztunnel connects in plaintext (no HBONE, no identity)", LatencyEstimate: cost}, after)
+	r.ztunnelOwnSocket(m, p, mb)
+	return false
 }
 
-func (r *run) ambientInbound(m *mesh.Model, p *corev1.Pod, mb mesh.Member) bool {
-	return r.ambientUnknown(p, mb, mesh.Inbound)
+// hbone records ztunnel's HBONE connection from the pod's address to peer:15008 carrying CONNECT authority.
+func (r *run) hbone(m *mesh.Model, p *corev1.Pod, mb mesh.Member, obj string, peer netip.Addr, authority netip.AddrPort, serverID, why string, cost Estimate) {
+	src := r.pkt.Src
+	if r.src.Kind == FromPod && r.src.Pod == p {
+		src = netip.AddrPortFrom(r.src.IP, uint16(32768+hashPick(28000, "hbone", r.j.Question.From, r.j.Question.To)))
+	} else {
+		src = netip.AddrPortFrom(netip.MustParseAddr(p.Status.PodIP), uint16(32768+hashPick(28000, "hbone", p.Name, r.j.Question.To)))
+	}
+	after := packet.Packet{Proto: packet.TCP, Src: src, Dst: netip.AddrPortFrom(peer, hbonePort), L7: r.pkt.L7}
+	r.rewrite(Step{Layer: LayerMesh, Action: ActionForward, Object: obj, Rule: "HBONE CONNECT " + authority.String(), Why: why, LatencyEstimate: cost}, after)
+	r.step(Step{Layer: LayerMesh, Action: ActionEncrypt, Object: obj, Rule: "mTLS client " + mb.Identity + " → server " + whyOr(serverID, "unknown"),
+		Why: "HBONE is HTTP/2 CONNECT inside mutual TLS to port 15008: ztunnel presents the workload's certificate " + mb.Identity + " (it holds one per local ServiceAccount) and verifies the peer's"})
+	r.ztunnelOwnSocket(m, p, mb)
 }
 
-func (r *run) ambientUnknown(p *corev1.Pod, mb mesh.Member, dir string) bool {
-	why := fmt.Sprintf("%s is in Istio ambient mode (%s): its %s traffic goes through ztunnel over HBONE, which this build does not model on the journey yet", podRef(p), mb.Why, dir)
-	r.step(Step{Layer: LayerMesh, Action: ActionUnknown, Object: "Pod " + podRef(p), Why: why})
-	r.finish(Unknown, why)
+func (r *run) ztunnelOwnSocket(m *mesh.Model, p *corev1.Pod, mb mesh.Member) {
+	r.enter(podLoc(p))
+	ic := m.InterceptMark(p, mesh.Outbound, string(r.pkt.Proto), r.pkt.Src, r.pkt.Dst, capture.AmbientInpodMark)
+	obj := "Pod " + podRef(p) + " (istio-cni in-pod rules)"
+	switch {
+	case ic.Unknown != "":
+		r.step(Step{Layer: LayerMesh, Action: ActionUnknown, Object: obj, Why: "ztunnel's own connection: " + ic.Unknown})
+	case ic.Redirected:
+		r.step(Step{Layer: LayerMesh, Action: ActionRedirect, Object: obj, Rule: ic.Rule, Why: "ztunnel's own connection is redirected again (a loop): the rules do not exempt its mark"})
+	default:
+		r.step(Step{Layer: LayerMesh, Action: ActionPass, Object: obj, Rule: ic.Rule,
+			Why: fmt.Sprintf("ztunnel's socket carries mark 0x%x: the in-pod rules leave it alone, so it leaves eth0 with the pod's own source address", capture.AmbientInpodMark)})
+	}
+}
+
+// hboneAuthority reads the CONNECT authority of the last HBONE hop on the journey.
+func (r *run) hboneAuthority() (netip.AddrPort, bool) {
+	for i := len(r.j.Hops) - 1; i >= 0; i-- {
+		st := r.j.Hops[i].Steps
+		for k := len(st) - 1; k >= 0; k-- {
+			if a, ok := strings.CutPrefix(st[k].Rule, "HBONE CONNECT "); ok && st[k].Layer == LayerMesh {
+				ap, err := netip.ParseAddrPort(a)
+				return ap, err == nil
+			}
+		}
+	}
+	return netip.AddrPort{}, false
+}
+
+// ambientInbound: HBONE arrives at ztunnel's in-pod :15008 (never redirected); plaintext from outside the mesh is
+// redirected to :15006. ztunnel enforces L4 AuthorizationPolicy (istio.io/latest/docs/ambient/usage/l4-policy/) and
+// connects to the application from inside the pod's netns.
+func (r *run) ambientInbound(m *mesh.Model, dp *corev1.Pod, mb mesh.Member) bool {
+	id := r.clientIdentity()
+	hbone := r.pkt.Dst.Port() == hbonePort && id != ""
+	port := int(r.pkt.Dst.Port())
+	clientIP := r.pkt.Src.Addr()
+	if hbone {
+		auth, ok := r.hboneAuthority()
+		if !ok {
+			why := "HBONE arrives at " + podRef(dp) + " but the CONNECT authority is not on the journey"
+			r.step(Step{Layer: LayerMesh, Action: ActionUnknown, Object: "Pod " + podRef(dp), Why: why})
+			r.finish(Unknown, why)
+			return true
+		}
+		port = int(auth.Port())
+		ic := m.Intercept(dp, mesh.Inbound, string(r.pkt.Proto), r.pkt.Src, r.pkt.Dst, 0)
+		r.step(Step{Layer: LayerMesh, Action: ActionPass, Object: "Pod " + podRef(dp) + " (istio-cni in-pod rules)", Rule: ic.Rule,
+			Why: "port 15008 is excluded from the in-pod redirect: the HBONE connection reaches ztunnel's listener inside the pod's netns directly"})
+	} else {
+		ic, ok := r.interceptStep(m, dp, mb, mesh.Inbound, 0)
+		if !ok {
+			return true
+		}
+		if !ic.Redirected {
+			r.hop.Steps[len(r.hop.Steps)-1].Why += ": no ztunnel on this connection"
+			return false
+		}
+	}
+	r.enter(ztunnelLoc(dp, mesh.Inbound))
+	obj := "ztunnel on " + dp.Spec.NodeName
+	if hbone {
+		r.step(Step{Layer: LayerMesh, Action: ActionDecrypt, Object: obj, Rule: "mTLS server " + mb.Identity + " ← client " + id,
+			Why: "the destination ztunnel terminates HBONE (mutual TLS on 15008) with " + podRef(dp) + "'s certificate and verifies the client: " + id})
+	} else {
+		pm := m.IstioPeerMode(dp, port)
+		if pm.Mode == "STRICT" {
+			why := pm.Why + "; mode STRICT: ztunnel refuses plaintext arriving on 15006"
+			o := whyOr(pm.Object, "PeerAuthentication")
+			r.step(Step{Layer: LayerMesh, Action: ActionReject, Object: o, Rule: pm.Rule, Why: why, LatencyEstimate: r.ztunnelCost()})
+			r.block(LayerMesh, o, why)
+			r.finish(Rejected, why)
+			return true
+		}
+		r.step(Step{Layer: LayerMesh, Action: ActionPass, Object: obj, Rule: "plaintext :15006",
+			Why: "plaintext from outside the ambient mesh arrives on ztunnel's 15006 listener: the client has no identity (" + whyOr(pm.Why, "mode "+pm.Mode) + ")"})
+		id = ""
+	}
+	// ztunnel is L4: AuthorizationPolicy HTTP fields cannot be checked there (an ALLOW rule with them never
+	// matches, a DENY rule drops them and matches more), as the l4-policy page says.
+	d := m.IstioInbound(dp, mesh.Request{Client: r.meshClient(id), Port: port})
+	action := ActionAllow
+	switch d.Verdict {
+	case mesh.Deny:
+		action = ActionReject
+	case mesh.Unknown:
+		action = ActionUnknown
+	}
+	r.step(Step{Layer: LayerMesh, Action: action, Object: d.Object, Rule: d.Rule, Why: "ztunnel (L4) authorization: " + d.Why, LatencyEstimate: r.ztunnelCost()})
+	switch d.Verdict {
+	case mesh.Deny:
+		r.block(LayerMesh, d.Object, d.Why)
+		r.finish(Rejected, "refused by the ztunnel on "+dp.Spec.NodeName+" for "+podRef(dp)+": the connection is closed")
+		return true
+	case mesh.Unknown:
+		r.finish(Unknown, d.Why)
+		return true
+	}
+	after := packet.Packet{Proto: r.pkt.Proto, Src: netip.AddrPortFrom(clientIP, r.pkt.Src.Port()), Dst: netip.AddrPortFrom(netip.MustParseAddr(dp.Status.PodIP), uint16(port)), L7: r.pkt.L7}
+	r.rewrite(Step{Layer: LayerMesh, Action: ActionForward, Object: obj, Rule: "connect " + after.Dst.String(),
+		Why: "ztunnel connects to the application from inside the pod's netns in plaintext, keeping the client's source address (a transparent socket, marked so the in-pod rules let it pass)"}, after)
+	r.enter(podLoc(dp))
+	return false
+}
+
+// waypointInbound: a waypoint (Envoy deployed for a Gateway of class istio-waypoint) terminates HBONE, applies L7
+// AuthorizationPolicy (targetRefs) and routes (GAMMA HTTPRoute), picks an endpoint and tunnels to its ztunnel
+// (istio.io/latest/docs/ambient/usage/waypoint/ and l7-features/).
+func (r *run) waypointInbound(m *mesh.Model, wp *corev1.Pod, gw string) bool {
+	id := r.clientIdentity()
+	auth, ok := r.hboneAuthority()
+	loc := Location{Kind: InProxy, Name: podRef(wp) + " waypoint", Node: wp.Spec.NodeName, IP: wp.Status.PodIP}
+	r.enter(loc)
+	obj := "waypoint " + wp.Namespace + "/" + gw
+	if !ok || id == "" || r.pkt.Dst.Port() != hbonePort {
+		why := "a waypoint only accepts HBONE from ztunnel; this connection is not HBONE, which kpath does not model"
+		r.step(Step{Layer: LayerMesh, Action: ActionUnknown, Object: obj, Why: why})
+		r.finish(Unknown, why)
+		return true
+	}
+	wid := mesh.IstioIdentity(whyOr(wp.Spec.ServiceAccountName, "default"), wp.Namespace, m.IstioTrustDomain)
+	r.step(Step{Layer: LayerMesh, Action: ActionDecrypt, Object: obj, Rule: "mTLS server " + wid + " ← client " + id,
+		Why: "the waypoint terminates HBONE and sees the client's identity " + id + " and the CONNECT authority " + auth.String()})
+	var svc *corev1.Service
+	for _, sp := range r.e.snap.ServicePortsAt(auth.Addr(), int32(auth.Port()), corev1.Protocol(r.pkt.Proto)) {
+		if sp.Via == cluster.OwnerClusterIP {
+			svc = sp.Service
+		}
+	}
+	if svc == nil {
+		why := "the CONNECT authority " + auth.String() + " is not a Service address: waypoint handling of workload addresses is not modelled"
+		r.step(Step{Layer: LayerMesh, Action: ActionUnknown, Object: obj, Why: why})
+		r.finish(Unknown, why)
+		return true
+	}
+	d := m.IstioWaypoint(wp.Namespace, gw, svc.Namespace, svc.Name, mesh.Request{Client: r.meshClient(id), Port: int(auth.Port()), L7: r.pkt.L7})
+	action := ActionAllow
+	switch d.Verdict {
+	case mesh.Deny:
+		action = ActionReject
+	case mesh.Unknown:
+		action = ActionUnknown
+	}
+	cost := conv(r.e.lat.m.WaypointHop())
+	r.step(Step{Layer: LayerMesh, Action: action, Object: d.Object, Rule: d.Rule, Why: "waypoint (L7) authorization: " + d.Why, LatencyEstimate: cost})
+	switch d.Verdict {
+	case mesh.Deny:
+		r.block(LayerMesh, d.Object, d.Why)
+		r.finish(Rejected, "refused by "+obj+": "+d.Response)
+		return true
+	case mesh.Unknown:
+		r.finish(Unknown, d.Why)
+		return true
+	}
+	target, port := svc, int(auth.Port())
+	if r.pkt.L7 != nil {
+		rt := m.RouteOutbound(cluster.MeshIstioAmbient, id2ns(r.meshClient(id)), svc.Namespace, svc.Name, port, r.pkt.L7,
+			func(ws []int) int { return weightedPick(ws, r.j.Question.From, r.j.Question.To) })
+		if rt != nil && rt.NoMatch {
+			r.step(Step{Layer: LayerMesh, Action: ActionReject, Object: rt.Object, Why: rt.Why})
+			r.block(LayerMesh, rt.Object, rt.Why)
+			r.finish(Rejected, rt.Why)
+			return true
+		}
+		if rt != nil {
+			b := rt.Backends[rt.Picked]
+			r.step(Step{Layer: LayerMesh, Action: ActionRoute, Object: whyOr(rt.Object, svcName(svc)), Rule: whyOr(rt.Rule, "default route"),
+				Why: fmt.Sprintf("%s; backend %s/%s:%d; request timeout %s (the waypoint applies GAMMA routes attached to the Service)", rt.Why, b.Namespace, b.Service, b.Port, rt.Timeout)})
+			if s := r.e.snap.Service(b.Namespace, b.Service); s != nil {
+				target, port = s, b.Port
+			}
+		}
+	} else {
+		r.step(Step{Layer: LayerMesh, Action: ActionPass, Object: obj, Rule: "TCP",
+			Why: "the question has no HTTP attributes: the waypoint proxies the connection as TCP (no L7 route)"})
+	}
+	eps, _, err := r.meshEndpoints(target, port, nil)
+	if err != nil || len(eps) == 0 {
+		why := svcName(target) + " has no ready endpoint: the waypoint answers 503 no healthy upstream"
+		r.step(Step{Layer: LayerMesh, Action: ActionReject, Object: svcName(target), Why: why})
+		r.block(LayerMesh, svcName(target), why)
+		r.finish(Rejected, why)
+		return true
+	}
+	i := hashPick(len(eps), r.j.Question.From, auth.String())
+	r.setBackend(eps[i], eps, i)
+	var dp *corev1.Pod
+	for _, x := range r.e.snap.PodsByIP(eps[i].Endpoint.Addr()) {
+		if !x.Spec.HostNetwork {
+			dp = x
+		}
+	}
+	dm := mesh.Member{}
+	if dp != nil {
+		dm = m.Member(dp)
+	}
+	wmb := mesh.Member{Mesh: cluster.MeshIstioAmbient, Identity: wid}
+	why := fmt.Sprintf("the waypoint picks endpoint %d of %d of %s (Envoy LEAST_REQUEST) and tunnels to its ztunnel over HBONE; the destination ztunnel sees the waypoint's identity, not the original client's",
+		i+1, len(eps), svcName(target))
+	src := netip.AddrPortFrom(netip.MustParseAddr(wp.Status.PodIP), uint16(32768+hashPick(28000, "waypoint", r.j.Question.From, r.j.Question.To)))
+	after := packet.Packet{Proto: packet.TCP, Src: src, Dst: netip.AddrPortFrom(eps[i].Endpoint.Addr(), hbonePort), L7: r.pkt.L7}
+	r.rewrite(Step{Layer: LayerMesh, Action: ActionForward, Object: obj, Rule: "HBONE CONNECT " + eps[i].Endpoint.String(), Why: why}, after)
+	r.step(Step{Layer: LayerMesh, Action: ActionEncrypt, Object: obj, Rule: "mTLS client " + wmb.Identity + " → server " + whyOr(dm.Identity, "unknown"),
+		Why: "the waypoint originates HBONE (mutual TLS on 15008) with its own certificate"})
+	n := r.e.snap.Node(wp.Spec.NodeName)
+	if n == nil {
+		why := "the waypoint's node " + wp.Spec.NodeName + " is not in the snapshot"
+		r.step(Step{Layer: LayerRoute, Action: ActionUnknown, Object: obj, Why: why})
+		r.finish(Unknown, why)
+		return true
+	}
+	gwy, dev := r.podGateway(wp, n)
+	r.step(Step{Layer: LayerRoute, Action: ActionRoute, Object: "Pod " + podRef(wp) + " eth0", Rule: "default via " + gwy + " dev " + dev,
+		Why: "the waypoint pod's route leads out through its veth (egress NetworkPolicy of the waypoint pod is not evaluated here)", LatencyEstimate: r.e.lat.Route()})
+	r.enter(nodeLoc(n))
+	r.step(Step{Layer: LayerLink, Action: ActionForward, Object: r.hostVeth(wp), Rule: r.hostLinkRule(), Why: "the veth pair delivers the packet to the node's network namespace", LatencyEstimate: r.e.lat.Veth()})
+	r.routeFrom(n, false)
 	return true
 }
+
+func id2ns(c mesh.Client) string { return c.Namespace }
