@@ -42,7 +42,7 @@ const (
 
 var meshProofCases = []meshProofCase{
 	{"a Linkerd-meshed pod reaches a meshed Service over mTLS between the proxies and both endpoints answer",
-		"linkerd-shop/web", "api.linkerd-shop:8080", 8, trace.Delivered, []string{
+		"linkerd-shop/web", "api.linkerd-shop:8080", 24, trace.Delivered, []string{
 			"redirect PROXY_INIT_OUTPUT → :4140", "encrypt mTLS client " + webID + " → server " + apiID,
 			"pass PROXY_INIT_OUTPUT (owner exemption)", "redirect PROXY_INIT_REDIRECT → :4143",
 			"decrypt mTLS server " + apiID + " ← client " + webID, "allow AuthorizationPolicy linkerd-shop/api-from-web"}},
@@ -71,7 +71,7 @@ var meshProofCases = []meshProofCase{
 		"pod/linkerd-shop/api-6c8f7d9b4-fghij", "db.linkerd-shop:5432", 1, trace.Delivered, []string{
 			"opaque port 5432", "allow ServerAuthorization linkerd-shop/db-from-api"}},
 	{"a Linkerd proxy sniffs the HTTP request, routes it by the Service's HTTPRoute and the server's proxy authorizes it by identity",
-		"linkerd-shop/web", "http://api.linkerd-shop:8080/other", 4, trace.Delivered, []string{
+		"linkerd-shop/web", "http://api.linkerd-shop:8080/other", 24, trace.Delivered, []string{
 			"route HTTPRoute linkerd-shop/api-split", "encrypt mTLS client " + webID + " → server " + apiID,
 			"protocol detection", "allow AuthorizationPolicy linkerd-shop/api-from-web"}},
 	{"a Linkerd-meshed client reaches a non-meshed pod in plaintext and the pod's ingress policy drops it",
