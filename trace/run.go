@@ -36,7 +36,7 @@ func (e *Engine) newRun(src Source, tgt Target, opt Options, q Question) *run {
 	p := e.prof
 	why := e.profileWhy()
 	j := &Journey{Schema: Schema, Question: q, Blockers: []Blocker{}, Hops: []Hop{},
-		Profile: ProfileSummary{ProxyMode: string(p.ProxyMode), CNI: string(p.CNI), Mesh: string(p.Mesh),
+		Profile: ProfileSummary{ProxyMode: string(p.ProxyMode), CNI: string(p.CNI), Mesh: e.meshSummary(),
 			Encryption: string(p.Encryption), Why: why}}
 	switch src.Kind {
 	case FromPod:
@@ -51,6 +51,23 @@ func (e *Engine) newRun(src Source, tgt Target, opt Options, q Question) *run {
 		j.Source = Endpoint{IP: src.IP.String()}
 	}
 	return &run{e: e, src: src, tgt: tgt, opt: opt, j: j}
+}
+
+// meshSummary names every mesh the profile detected ("linkerd+istio-sidecar+istio-ambient"): a cluster can run
+// several, and membership is decided per pod on the journey.
+func (e *Engine) meshSummary() string {
+	var out []string
+	seen := map[string]bool{}
+	for _, ev := range e.prof.Evidence {
+		if ev.Setting == "mesh" && !seen[ev.Value] {
+			seen[ev.Value] = true
+			out = append(out, ev.Value)
+		}
+	}
+	if len(out) == 0 {
+		return string(e.prof.Mesh)
+	}
+	return strings.Join(out, "+")
 }
 
 // profileWhy is the reason for each profile setting, built once per engine: every journey shares the (read-only) map.
