@@ -59,7 +59,10 @@ func NodeRulesDiff(ctx context.Context, st *State, snap *cluster.Snapshot, node 
 	var real, model map[string]int
 	switch mode {
 	case kubeproxy.ModeIPTables:
-		if realText, err = run(ctx, "", "ip", "netns", "exec", np.NS, "iptables-save"); err != nil {
+		if realText, err = stableRead(ctx, func() (string, error) {
+			out, err := run(ctx, "", "ip", "netns", "exec", np.NS, "iptables-save")
+			return stripIPTablesNoise(out), err
+		}); err != nil {
 			return nil, err
 		}
 		modelText, err = loadAndList(ctx, st.Real.RulesNS, nr.Text, mode)
@@ -84,7 +87,9 @@ func NodeRulesDiff(ctx context.Context, st *State, snap *cluster.Snapshot, node 
 		}
 		real, model = canonIPTables(realText), canonIPTables(modelText)
 	default:
-		if realText, err = run(ctx, "", "ip", "netns", "exec", np.NS, "nft", "list", "table", "ip", "kube-proxy"); err != nil {
+		if realText, err = stableRead(ctx, func() (string, error) {
+			return run(ctx, "", "ip", "netns", "exec", np.NS, "nft", "list", "table", "ip", "kube-proxy")
+		}); err != nil {
 			return nil, fmt.Errorf("listing real kube-proxy's table on %s: %w", node, err)
 		}
 		if modelText, err = loadAndList(ctx, st.Real.RulesNS, nr.Text, mode); err != nil {
@@ -243,3 +248,44 @@ func canonIPTables(text string) map[string]int {
 	}
 	return out
 }
+
+// stableRead lists real kube-proxy's rules until two listings 1.5 s apart agree (at most ~12 s): kube-proxy resyncs
+// (min-sync-period 1 s) whenever the EndpointSlice controller updates a slice — hints for trafficDistribution
+// arrive in a later update than the endpoints — so one listing can catch an intermediate state.
+func stableRead(ctx context.Context, list func() (string, error)) (string, error) {
+	prev, err := list()
+	if err != nil {
+		return "", err
+	}
+	for i := 0; i < 8; i++ {
+		select {
+		case <-ctx.Done():
+			return prev, nil
+		case <-time.After(1500 * time.Millisecond):
+		}
+		cur, err := list()
+		if err != nil {
+			return "", err
+		}
+		if cur == prev {
+			return cur, nil
+		}
+		prev = cur
+	}
+	return prev, nil
+}
+
+// stripIPTablesNoise drops iptables-save's comment lines and chain counters, which change between listings.
+func stripIPTablesNoise(s string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, "#") {
+			continue
+		}
+		b.WriteString(iptCounters.ReplaceAllString(l, ""))
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+var iptCounters = regexp.MustCompile(` \[\d+:\d+\]$`)
