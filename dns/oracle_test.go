@@ -3,12 +3,13 @@ package dns
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/kpath/kpath/internal/oracle"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/kpath/kpath/internal/oracle"
 )
 
 // oraclesDir finds <repo root>/../shared/oracles (or $KPATH_ORACLES) and skips the test when it is absent.

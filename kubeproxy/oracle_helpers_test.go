@@ -3,7 +3,6 @@ package kubeproxy
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/kpath/kpath/internal/oracle"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -13,7 +12,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	"sigs.k8s.io/yaml"
+
+	"github.com/kpath/kpath/internal/oracle"
 )
 
 // oracleDir returns <repo root>/../shared/oracles/kube-proxy (or $KPATH_ORACLES/kube-proxy),
@@ -123,35 +123,7 @@ func loadInput(t *testing.T, path string, rec oracleRecord, mode Mode) (Config, 
 	// The iptables tests name the localhost-nodeports setting instead of recording it.
 	cfg.DisableLocalhostNodePorts = strings.Contains(rec.ID, "localhost-nodeports_disabled")
 
-	var svcs []*corev1.Service
-	var slices []*discoveryv1.EndpointSlice
-	for i, doc := range strings.Split(rest, "\n---\n") {
-		if strings.TrimSpace(doc) == "" {
-			continue
-		}
-		var meta struct {
-			Kind string `json:"kind"`
-		}
-		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
-			t.Fatalf("%s doc %d: %v", path, i, err)
-		}
-		switch meta.Kind {
-		case "Service":
-			s := &corev1.Service{}
-			if err := yaml.UnmarshalStrict([]byte(doc), s); err != nil {
-				t.Fatalf("%s doc %d: %v", path, i, err)
-			}
-			svcs = append(svcs, s)
-		case "EndpointSlice":
-			s := &discoveryv1.EndpointSlice{}
-			if err := yaml.UnmarshalStrict([]byte(doc), s); err != nil {
-				t.Fatalf("%s doc %d: %v", path, i, err)
-			}
-			slices = append(slices, s)
-		default:
-			t.Fatalf("%s doc %d: unexpected kind %q", path, i, meta.Kind)
-		}
-	}
+	svcs, slices := oracle.KubeProxyObjects(t, path, rest)
 	return cfg, svcs, slices
 }
 

@@ -12,8 +12,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	"sigs.k8s.io/yaml"
 
+	"github.com/kpath/kpath/internal/oracle"
 	"github.com/kpath/kpath/kubeproxy"
 	"github.com/kpath/kpath/mesh/capture"
 )
@@ -72,35 +72,7 @@ func kpOracleInput(t *testing.T, path string, nodeIPs []string) (kubeproxy.Confi
 	for _, s := range strings.Fields(strings.Trim(h.NodePortAddresses, "[]")) {
 		cfg.NodePortAddresses = append(cfg.NodePortAddresses, netip.MustParsePrefix(s))
 	}
-	var svcs []*corev1.Service
-	var slices []*discoveryv1.EndpointSlice
-	for i, doc := range strings.Split(rest, "\n---\n") {
-		if strings.TrimSpace(doc) == "" {
-			continue
-		}
-		var meta struct {
-			Kind string `json:"kind"`
-		}
-		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
-			t.Fatalf("%s doc %d: %v", path, i, err)
-		}
-		switch meta.Kind {
-		case "Service":
-			s := &corev1.Service{}
-			if err := yaml.Unmarshal([]byte(doc), s); err != nil {
-				t.Fatalf("%s doc %d: %v", path, i, err)
-			}
-			svcs = append(svcs, s)
-		case "EndpointSlice":
-			s := &discoveryv1.EndpointSlice{}
-			if err := yaml.Unmarshal([]byte(doc), s); err != nil {
-				t.Fatalf("%s doc %d: %v", path, i, err)
-			}
-			slices = append(slices, s)
-		default:
-			t.Fatalf("%s doc %d: unexpected kind %q", path, i, meta.Kind)
-		}
-	}
+	svcs, slices := oracle.KubeProxyObjects(t, path, rest)
 	return cfg, svcs, slices
 }
 

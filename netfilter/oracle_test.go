@@ -2,7 +2,6 @@ package netfilter
 
 import (
 	"encoding/json"
-	"github.com/kpath/kpath/internal/oracle"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -10,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/kpath/kpath/internal/oracle"
 )
 
 // oraclesDir finds <repo root>/../shared/oracles (or $KPATH_ORACLES) and skips the test when it is absent.

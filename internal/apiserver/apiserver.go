@@ -129,11 +129,11 @@ func (s *Server) start(apiBin, etcdBin string, opts Options) error {
 			break
 		}
 	}
-	caPEM, certPEM, keyPEM, err := servingCert(host)
+	caPEM, certPEM, keyPEM, err := ServingCert(host, 24*time.Hour)
 	if err != nil {
 		return err
 	}
-	saKey, saPub, err := saKeys()
+	saKey, saPub, err := SAKeys()
 	if err != nil {
 		return err
 	}
@@ -315,15 +315,16 @@ func randHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// servingCert makes a throwaway CA and a serving certificate for host (and localhost).
-func servingCert(host string) (caPEM, certPEM, keyPEM []byte, err error) {
+// ServingCert makes a throwaway CA and a kube-apiserver serving certificate for host (and localhost and the
+// in-cluster kubernetes names), valid for validity. The lab's real control plane uses it too.
+func ServingCert(host string, validity time.Duration) (caPEM, certPEM, keyPEM []byte, err error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	now := time.Now()
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kpath-test-ca"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kpath-ca"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(validity), IsCA: true, BasicConstraintsValid: true,
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
 	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
 	if err != nil {
@@ -335,9 +336,10 @@ func servingCert(host string) (caPEM, certPEM, keyPEM []byte, err error) {
 		return nil, nil, nil, err
 	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "kube-apiserver"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(validity),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames: []string{"localhost", "kubernetes", "kubernetes.default"}, IPAddresses: []net.IP{net.ParseIP(host), net.ParseIP("127.0.0.1")}}
+		DNSNames:    []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
+		IPAddresses: []net.IP{net.ParseIP(host), net.ParseIP("127.0.0.1")}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
 		return nil, nil, nil, err
@@ -351,8 +353,8 @@ func servingCert(host string) (caPEM, certPEM, keyPEM []byte, err error) {
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), nil
 }
 
-// saKeys makes the service-account signing key pair (ES256).
-func saKeys() (keyPEM, pubPEM []byte, err error) {
+// SAKeys makes a service-account signing key pair (ES256).
+func SAKeys() (keyPEM, pubPEM []byte, err error) {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err

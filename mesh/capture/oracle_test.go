@@ -2,11 +2,12 @@ package capture
 
 import (
 	"encoding/json"
-	"github.com/kpath/kpath/internal/oracle"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kpath/kpath/internal/oracle"
 )
 
 // oraclesDir returns <repo root>/../shared/oracles (or $KPATH_ORACLES), skipping the test when absent.
