@@ -363,27 +363,34 @@ func (t *tracer) nftIsNodePortIP() bool {
 
 // nftExternal runs the external-* chain; it reports whether the packet was DNATed.
 func (t *tracer) nftExternal(sp *ServicePort) bool {
+	return t.external(sp, sp.nftExternalChain(), sp.nftClusterChain(), sp.nftLocalChain())
+}
+
+// external is the external-traffic chain both modes program (nftables external-*, iptables KUBE-EXT-*), named by
+// the mode: externalTrafficPolicy Cluster masquerades and goes cluster-wide; Local keeps the source for node-local
+// endpoints, except that pod and node traffic short-circuit to the cluster chain.
+func (t *tracer) external(sp *ServicePort, extChain, clusterChain, localChain string) bool {
 	cfg := &t.idx.cfg
-	t.chain(sp.nftExternalChain())
+	t.chain(extChain)
 	if !sp.ExternalPolicyLocal {
 		t.mark("external traffic (externalTrafficPolicy: Cluster) is masqueraded: the endpoint may be on another node")
-		t.chain(sp.nftClusterChain())
+		t.chain(clusterChain)
 		t.dnat(sp, false, policyName(sp, false))
 		return true
 	}
 	if cfg.hasLocalDetector() && t.srcPod {
-		t.chain(sp.nftClusterChain())
+		t.chain(clusterChain)
 		t.dnat(sp, false, policyName(sp, false)+" (pod traffic short-circuits externalTrafficPolicy: Local)")
 		return true
 	}
 	if t.srcLocal {
 		t.mark("traffic from the node itself to an external address is masqueraded")
-		t.chain(sp.nftClusterChain())
+		t.chain(clusterChain)
 		t.dnat(sp, false, policyName(sp, false)+" (node traffic short-circuits externalTrafficPolicy: Local)")
 		return true
 	}
 	if sp.hasExternalEndpoints() {
-		t.chain(sp.nftLocalChain())
+		t.chain(localChain)
 		t.dnat(sp, true, "node-local (externalTrafficPolicy: Local, source IP preserved)")
 		return true
 	}
@@ -555,31 +562,7 @@ func (t *tracer) iptIsNodePortDst() bool {
 // iptExternal runs KUBE-EXT-*; it reports whether the packet was DNATed (otherwise the chain
 // returns to its caller).
 func (t *tracer) iptExternal(sp *ServicePort) bool {
-	cfg := &t.idx.cfg
-	t.chain(sp.iptEXT())
-	if !sp.ExternalPolicyLocal {
-		t.mark("external traffic (externalTrafficPolicy: Cluster) is masqueraded: the endpoint may be on another node")
-		t.chain(sp.iptSVC())
-		t.dnat(sp, false, policyName(sp, false))
-		return true
-	}
-	if cfg.hasLocalDetector() && t.srcPod {
-		t.chain(sp.iptSVC())
-		t.dnat(sp, false, policyName(sp, false)+" (pod traffic short-circuits externalTrafficPolicy: Local)")
-		return true
-	}
-	if t.srcLocal {
-		t.mark("traffic from the node itself to an external address is masqueraded")
-		t.chain(sp.iptSVC())
-		t.dnat(sp, false, policyName(sp, false)+" (node traffic short-circuits externalTrafficPolicy: Local)")
-		return true
-	}
-	if sp.hasExternalEndpoints() {
-		t.chain(sp.iptSVL())
-		t.dnat(sp, true, "node-local (externalTrafficPolicy: Local, source IP preserved)")
-		return true
-	}
-	return false
+	return t.external(sp, sp.iptEXT(), sp.iptSVC(), sp.iptSVL())
 }
 
 func (t *tracer) iptFilterCheck(c string, vt vipTarget, hasVIP bool) bool {
